@@ -1,0 +1,34 @@
+"""The metadata store: one interface, backends chosen by URI scheme."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loopml.errors import InvalidArgument
+from loopml.store.base import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, MetadataStore
+
+__all__ = ["DEFAULT_EXPERIMENT_ID", "DEFAULT_EXPERIMENT_NAME", "MetadataStore", "open_store"]
+
+
+def _open_sql(uri: str, busy_timeout_s: float) -> MetadataStore:
+    from loopml.store.sql import SqlStore
+
+    return SqlStore.from_uri(uri, busy_timeout_s=busy_timeout_s)
+
+
+# scheme (the part before "://", without a "+driver" suffix) -> opener
+_BACKENDS: dict[str, Callable[[str, float], MetadataStore]] = {
+    "sqlite": _open_sql,
+    "postgresql": _open_sql,
+    "postgres": lambda uri, t: _open_sql("postgresql" + uri[len("postgres") :], t),
+}
+
+
+def open_store(uri: str, *, busy_timeout_s: float = 30.0) -> MetadataStore:
+    """Open the metadata store at ``uri`` (``sqlite:///path.db``, ``postgresql+psycopg://…``)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    opener = _BACKENDS.get(scheme)
+    if opener is None:
+        valid = ", ".join(f"{s}://" for s in sorted(_BACKENDS))
+        raise InvalidArgument(f"unsupported store URI {uri!r}: expected one of {valid}")
+    return opener(uri, busy_timeout_s)

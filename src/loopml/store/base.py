@@ -1,0 +1,184 @@
+"""The metadata store interface: every backend (SQLite, PostgreSQL, and later REST) implements it.
+
+The contract suite in ``tests/contract/test_store.py`` runs unchanged against each one.
+Methods take and return the entities of :mod:`loopml.core.entities`; no backend type leaks out.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+
+from loopml.core.entities import (
+    ArtifactRef,
+    DatasetInput,
+    Environment,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Page,
+    Run,
+    RunStatus,
+)
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+class MetadataStore(abc.ABC):
+    """Experiments, runs, params, metrics, tags, inputs, artifacts and environments."""
+
+    # -- experiments -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        artifact_location: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> Experiment:
+        """Create an experiment; ``AlreadyExists`` if the name is taken."""
+
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with that id; ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment with that name, or None."""
+
+    @abc.abstractmethod
+    def list_experiments(
+        self,
+        *,
+        lifecycle_stage: LifecycleStage | None = LifecycleStage.ACTIVE,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        """Experiments ordered by id; ``lifecycle_stage=None`` lists deleted ones too."""
+
+    @abc.abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment: ...
+
+    @abc.abstractmethod
+    def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> None:
+        """Soft-delete or restore an experiment (the default experiment cannot be deleted)."""
+
+    @abc.abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+
+    # -- runs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: str = "",
+        artifact_uri: str = "",
+        host: str = "",
+        pid: int | None = None,
+    ) -> Run:
+        """Start a RUNNING run; a name is generated when none is given."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """The run with its params, tags and latest metrics; ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+        notes: str | None = None,
+    ) -> Run:
+        """Change a run's status, end time, name or notes."""
+
+    @abc.abstractmethod
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> None:
+        """Soft-delete or restore a run."""
+
+    @abc.abstractmethod
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int) -> None:
+        """Record that the processes owning these runs are alive."""
+
+    @abc.abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write metric points, params and tags in one transaction.
+
+        Params are write-once: logging a key again with another value is ``InvalidState``.
+        A finished run still takes metrics (e.g. a later evaluation); a deleted run is
+        ``InvalidState``.
+        """
+
+    @abc.abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of a metric, ordered by step then timestamp."""
+
+    @abc.abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        *,
+        filter: str = "",
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        lifecycle_stage: LifecycleStage | None = LifecycleStage.ACTIVE,
+    ) -> Page[Run]:
+        """Runs matching a filter (see :mod:`loopml.core.filters`), ordered, one page at a time.
+
+        ``experiment_ids=None`` searches every experiment. The default order is newest first.
+        """
+
+    # -- inputs, artifacts, environment ------------------------------------------------------
+    @abc.abstractmethod
+    def log_inputs(self, run_id: str, datasets: Iterable[DatasetInput]) -> None:
+        """Record datasets the run read (the same dataset twice is recorded once)."""
+
+    @abc.abstractmethod
+    def get_inputs(self, run_id: str) -> list[DatasetInput]: ...
+
+    @abc.abstractmethod
+    def record_artifact(self, run_id: str, ref: ArtifactRef) -> None:
+        """Attach a stored artifact to a run under ``ref.path`` (replacing an earlier one)."""
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRef]: ...
+
+    @abc.abstractmethod
+    def get_artifact(self, run_id: str, path: str) -> ArtifactRef:
+        """The artifact at that path of the run; ``NotFound`` lists the paths that exist."""
+
+    @abc.abstractmethod
+    def set_environment(self, run_id: str, environment: Environment) -> None: ...
+
+    @abc.abstractmethod
+    def get_environment(self, run_id: str) -> Environment | None: ...
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+    def __enter__(self) -> MetadataStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

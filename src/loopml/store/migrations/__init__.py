@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL metadata store (run with ``loopml db upgrade``)."""

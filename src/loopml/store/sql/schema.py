@@ -1,0 +1,180 @@
+"""The tables of the SQL metadata store (SQLAlchemy Core, shared by SQLite and PostgreSQL).
+
+The Alembic migrations in ``loopml/store/migrations`` create exactly this schema; a test
+compares the two so they cannot drift apart.
+
+Conventions: times are BIGINT milliseconds since the epoch; a metric value of NULL means NaN
+(SQLite cannot store NaN: it turns it into NULL, so both backends use NULL for it and the
+store converts at the boundary); +/-infinity is stored as such.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# An auto-incrementing 64-bit key; on SQLite only INTEGER PRIMARY KEY aliases the rowid.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(500), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.Text, nullable=False, server_default=""),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        BigId,
+        sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "experiment_id",
+        BigId,
+        sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(250), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("parent_run_id", sa.String(32), nullable=True, index=True),
+    sa.Column("user", sa.String(250), nullable=False, server_default=""),
+    sa.Column("notes", sa.Text, nullable=False, server_default=""),
+    sa.Column("artifact_uri", sa.Text, nullable=False, server_default=""),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("host", sa.String(255), nullable=False, server_default=""),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("heartbeat_time", sa.BigInteger, nullable=True),
+    sa.Index(None, "experiment_id", "start_time"),
+    sa.Index(None, "status", "heartbeat_time"),
+)
+
+
+def _run_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("runs.run_id", ondelete="CASCADE")
+
+
+run_tags = sa.Table(
+    "run_tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), _run_fk(), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Float(precision=53), nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index(None, "run_id", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Float(precision=53), nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index(None, "key", "value"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(250), nullable=False),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("source_type", sa.String(64), nullable=False, server_default=""),
+    sa.UniqueConstraint("name", "digest", "source"),
+)
+
+run_inputs = sa.Table(
+    "run_inputs",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column(
+        "dataset_id",
+        BigId,
+        sa.ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("context", sa.String(64), primary_key=True),
+)
+
+run_artifacts = sa.Table(
+    "run_artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Package lists are the same for thousands of runs: stored once, keyed by their digest.
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("python_version", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(250), nullable=False),
+    sa.Column("packages", sa.Text, nullable=False),
+)
+
+run_environments = sa.Table(
+    "run_environments",
+    metadata,
+    sa.Column("run_id", sa.String(32), _run_fk(), primary_key=True),
+    sa.Column(
+        "environment_digest", sa.String(64), sa.ForeignKey("environments.digest"), nullable=False
+    ),
+    sa.Column("git_commit", sa.String(64), nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=True),
+    sa.Column("git_branch", sa.String(250), nullable=True),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("cwd", sa.Text, nullable=False),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("user", sa.String(250), nullable=False),
+)

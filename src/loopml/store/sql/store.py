@@ -1,0 +1,739 @@
+"""``SqlStore``: the metadata store on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loopml.core import validation as v
+from loopml.core.entities import (
+    ArtifactKind,
+    ArtifactRef,
+    DatasetInput,
+    Environment,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Page,
+    Run,
+    RunStatus,
+    now_ms,
+)
+from loopml.core.names import generate_run_name
+from loopml.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
+from loopml.store.base import DEFAULT_EXPERIMENT_ID, MetadataStore
+from loopml.store.sql import schema as t
+from loopml.store.sql.engine import WRITE, create_engine
+from loopml.store.sql.migrate import ensure_schema
+from loopml.store.sql.paging import decode_page_token, encode_page_token
+from loopml.store.sql.search import compile_search
+
+_INSERT_CHUNK = 50_000
+_LOCK_RETRIES = 5
+
+
+class SqlStore(MetadataStore):
+    """The metadata store on a SQLAlchemy engine. Build it with :meth:`from_uri`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_metric_sql = (
+            f"INSERT INTO metrics (run_id, key, value, step, timestamp) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
+        )
+
+    @classmethod
+    def from_uri(cls, uri: str, *, busy_timeout_s: float = 30.0) -> SqlStore:
+        """Open the store at ``uri``; an empty database gets the schema, an old one an error."""
+        engine = create_engine(uri, busy_timeout_s=busy_timeout_s)
+        ensure_schema(engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            yield conn
+
+    def _retrying(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a write; on SQLite retry the rare lock error that outlives the busy timeout."""
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                return fn(*args, **kwargs)
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    # -- experiments -------------------------------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        artifact_location: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> Experiment:
+        v.check_name(name, "experiment name")
+        tag_rows = _tag_rows(tags)
+        now = now_ms()
+        with self._write() as conn:
+            if conn.execute(
+                sa.select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)
+            ).first():
+                raise AlreadyExists(f"experiment {name!r} already exists", name=name)
+            result = conn.execute(
+                t.experiments.insert().values(
+                    name=name,
+                    artifact_location=artifact_location,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            experiment_id = str(result.inserted_primary_key[0])  # type: ignore[index]
+            if tag_rows:
+                conn.execute(
+                    t.experiment_tags.insert(),
+                    [{"experiment_id": int(experiment_id), **row} for row in tag_rows],
+                )
+        return self.get_experiment(experiment_id)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        key = _experiment_key(experiment_id)
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.experiments).where(t.experiments.c.experiment_id == key)
+            ).first()
+            if row is None:
+                raise NotFound(f"experiment {experiment_id!r} not found", id=experiment_id)
+            return self._experiment(conn, row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.experiments).where(t.experiments.c.name == name)
+            ).first()
+            return None if row is None else self._experiment(conn, row)
+
+    def list_experiments(
+        self,
+        *,
+        lifecycle_stage: LifecycleStage | None = LifecycleStage.ACTIVE,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        _check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        query = sa.select(t.experiments).order_by(t.experiments.c.experiment_id)
+        if lifecycle_stage is not None:
+            query = query.where(t.experiments.c.lifecycle_stage == lifecycle_stage.value)
+        with self._read() as conn:
+            rows = conn.execute(query.offset(offset).limit(max_results + 1)).all()
+            items = [self._experiment(conn, row) for row in rows[:max_results]]
+        token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+        return Page(items, token)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment:
+        v.check_name(new_name, "experiment name")
+        key = _experiment_key(experiment_id)
+        with self._write() as conn:
+            clash = conn.execute(
+                sa.select(t.experiments.c.experiment_id).where(t.experiments.c.name == new_name)
+            ).first()
+            if clash and clash[0] != key:
+                raise AlreadyExists(f"experiment {new_name!r} already exists", name=new_name)
+            self._update_experiment(conn, key, experiment_id, name=new_name)
+        return self.get_experiment(experiment_id)
+
+    def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> None:
+        if experiment_id == DEFAULT_EXPERIMENT_ID and stage is LifecycleStage.DELETED:
+            raise InvalidState("the default experiment (id '0') cannot be deleted")
+        with self._write() as conn:
+            self._update_experiment(
+                conn, _experiment_key(experiment_id), experiment_id, lifecycle_stage=stage.value
+            )
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        v.check_key(key, "tag key")
+        value = v.tag_value(key, value)
+        exp_key = _experiment_key(experiment_id)
+        with self._write() as conn:
+            self._update_experiment(conn, exp_key, experiment_id)
+            self._upsert(
+                conn,
+                t.experiment_tags,
+                [{"experiment_id": exp_key, "key": key, "value": value}],
+                ["experiment_id", "key"],
+                ["value"],
+            )
+
+    def _update_experiment(
+        self, conn: sa.Connection, key: int, experiment_id: str, **values: Any
+    ) -> None:
+        result = conn.execute(
+            t.experiments.update()
+            .where(t.experiments.c.experiment_id == key)
+            .values(updated_at=now_ms(), **values)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"experiment {experiment_id!r} not found", id=experiment_id)
+
+    def _experiment(self, conn: sa.Connection, row: sa.Row[Any]) -> Experiment:
+        tags = conn.execute(
+            sa.select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
+                t.experiment_tags.c.experiment_id == row.experiment_id
+            )
+        ).all()
+        return Experiment(
+            experiment_id=str(row.experiment_id),
+            name=row.name,
+            artifact_location=row.artifact_location,
+            lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            tags=dict(tags),  # type: ignore[arg-type]
+        )
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: str = "",
+        artifact_uri: str = "",
+        host: str = "",
+        pid: int | None = None,
+    ) -> Run:
+        run_name = generate_run_name() if name is None else v.check_name(name, "run name")
+        tag_rows = _tag_rows(tags)
+        exp_key = _experiment_key(experiment_id)
+        run_id = uuid.uuid4().hex
+        start = now_ms() if start_time is None else v.check_timestamp(start_time)
+        with self._write() as conn:
+            stage = conn.execute(
+                sa.select(t.experiments.c.lifecycle_stage).where(
+                    t.experiments.c.experiment_id == exp_key
+                )
+            ).scalar()
+            if stage is None:
+                raise NotFound(f"experiment {experiment_id!r} not found", id=experiment_id)
+            if stage != LifecycleStage.ACTIVE.value:
+                raise InvalidState(
+                    f"experiment {experiment_id!r} is deleted: restore it before adding runs"
+                )
+            if parent_run_id is not None:
+                self._run_stage(conn, parent_run_id)
+            conn.execute(
+                t.runs.insert().values(
+                    run_id=run_id,
+                    experiment_id=exp_key,
+                    name=run_name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start,
+                    parent_run_id=parent_run_id,
+                    user=user,
+                    artifact_uri=artifact_uri,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    host=host,
+                    pid=pid,
+                    heartbeat_time=start,
+                )
+            )
+            if tag_rows:
+                conn.execute(t.run_tags.insert(), [{"run_id": run_id, **r} for r in tag_rows])
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            runs = self._load_runs(conn, [run_id])
+        if not runs:
+            raise NotFound(f"run {run_id!r} not found", id=run_id)
+        return runs[0]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+        notes: str | None = None,
+    ) -> Run:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = _run_status(status).value
+        if end_time is not None:
+            values["end_time"] = v.check_timestamp(end_time)
+        if name is not None:
+            values["name"] = v.check_name(name, "run name")
+        if notes is not None:
+            if len(notes) > v.MAX_NOTES_LENGTH:
+                raise InvalidArgument(
+                    f"run notes are {len(notes)} characters, at most {v.MAX_NOTES_LENGTH} allowed"
+                )
+            values["notes"] = notes
+        if values:
+            with self._write() as conn:
+                result = conn.execute(
+                    t.runs.update().where(t.runs.c.run_id == run_id).values(**values)
+                )
+                if result.rowcount == 0:
+                    raise NotFound(f"run {run_id!r} not found", id=run_id)
+        return self.get_run(run_id)
+
+    def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> None:
+        with self._write() as conn:
+            result = conn.execute(
+                t.runs.update().where(t.runs.c.run_id == run_id).values(lifecycle_stage=stage.value)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id!r} not found", id=run_id)
+
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int) -> None:
+        if not run_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.run_id.in_(list(run_ids)))
+                .values(heartbeat_time=time_ms)
+            )
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        metric_rows = _metric_rows(run_id, metrics)
+        param_rows = {
+            v.check_key(k, "param key"): v.param_value(k, val) for k, val in (params or {}).items()
+        }
+        tag_rows = _tag_rows(tags)
+        self._retrying(self._log_batch, run_id, metric_rows, param_rows, tag_rows)
+
+    def _log_batch(
+        self,
+        run_id: str,
+        metric_rows: list[tuple[str, str, float | None, int, int]],
+        param_rows: dict[str, str],
+        tag_rows: list[dict[str, str]],
+    ) -> None:
+        with self._write() as conn:
+            self._check_writable(conn, run_id)
+            if param_rows:
+                self._insert_params(conn, run_id, param_rows)
+            if tag_rows:
+                self._upsert(
+                    conn,
+                    t.run_tags,
+                    [{"run_id": run_id, **row} for row in tag_rows],
+                    ["run_id", "key"],
+                    ["value"],
+                )
+            if metric_rows:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                cursor = raw.cursor()
+                for start in range(0, len(metric_rows), _INSERT_CHUNK):
+                    cursor.executemany(
+                        self._insert_metric_sql, metric_rows[start : start + _INSERT_CHUNK]
+                    )
+                cursor.close()
+                self._update_latest(conn, run_id, metric_rows)
+
+    def _insert_params(self, conn: sa.Connection, run_id: str, rows: dict[str, str]) -> None:
+        existing = dict(
+            conn.execute(  # type: ignore[arg-type]
+                sa.select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, t.params.c.key.in_(list(rows))
+                )
+            ).all()
+        )
+        for key, old in existing.items():
+            if old != rows[key]:
+                raise InvalidState(
+                    f"param {key!r} of run {run_id!r} is already {old!r} and cannot be changed "
+                    f"to {rows[key]!r}: params are write-once (log a new run, or a metric/tag)",
+                    key=key,
+                )
+        new = [{"run_id": run_id, "key": k, "value": val} for k, val in rows.items()]
+        new = [row for row in new if row["key"] not in existing]
+        if new:
+            conn.execute(t.params.insert(), new)
+
+    def _update_latest(
+        self, conn: sa.Connection, run_id: str, rows: list[tuple[str, str, float | None, int, int]]
+    ) -> None:
+        latest: dict[str, tuple[str, str, float | None, int, int]] = {}
+        for row in rows:
+            best = latest.get(row[1])
+            if best is None or (row[3], row[4]) >= (best[3], best[4]):
+                latest[row[1]] = row
+        table = t.latest_metrics
+        values = [
+            {"run_id": run_id, "key": k, "value": r[2], "step": r[3], "timestamp": r[4]}
+            for k, r in latest.items()
+        ]
+        insert = _insert_for(self._dialect, table).values(values)
+        excluded = insert.excluded
+        newer = sa.or_(
+            excluded.step > table.c.step,
+            sa.and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={
+                    "value": excluded.value,
+                    "step": excluded.step,
+                    "timestamp": excluded.timestamp,
+                },
+                where=newer,
+            )
+        )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._write() as conn:
+            self._check_writable(conn, run_id)
+            result = conn.execute(
+                t.run_tags.delete().where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id!r} has no tag {key!r}", id=run_id, key=key)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        m = t.metrics.c
+        with self._read() as conn:
+            self._run_stage(conn, run_id)
+            rows = conn.execute(
+                sa.select(m.key, m.value, m.step, m.timestamp)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.timestamp, m.id)
+            ).all()
+        nan = float("nan")
+        return [Metric(k, nan if val is None else val, s, ts) for k, val, s, ts in rows]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        *,
+        filter: str = "",
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        lifecycle_stage: LifecycleStage | None = LifecycleStage.ACTIVE,
+    ) -> Page[Run]:
+        _check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        keys = None if experiment_ids is None else [_experiment_key(e) for e in experiment_ids]
+        query = compile_search(keys, filter, order_by, lifecycle_stage)
+        with self._read() as conn:
+            ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
+            runs = self._load_runs(conn, ids[:max_results])
+        token = encode_page_token(offset + max_results) if len(ids) > max_results else None
+        return Page(runs, token)
+
+    def _load_runs(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
+        """Runs in the order of ``run_ids``, each with params, tags and latest metrics."""
+        if not run_ids:
+            return []
+        ids = list(run_ids)
+        rows = {r.run_id: r for r in conn.execute(sa.select(t.runs).where(t.runs.c.run_id.in_(ids)))}
+        params: dict[str, dict[str, str]] = {i: {} for i in rows}
+        tags: dict[str, dict[str, str]] = {i: {} for i in rows}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in rows}
+        for table, target in ((t.params, params), (t.run_tags, tags)):
+            for rid, key, value in conn.execute(
+                sa.select(table.c.run_id, table.c.key, table.c.value).where(
+                    table.c.run_id.in_(ids)
+                )
+            ):
+                target[rid][key] = value
+        lm = t.latest_metrics.c
+        for rid, key, value in conn.execute(
+            sa.select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(ids))
+        ):
+            metrics[rid][key] = float("nan") if value is None else value
+        return [
+            _run_entity(rows[i], params[i], metrics[i], tags[i]) for i in run_ids if i in rows
+        ]
+
+    def _run_stage(self, conn: sa.Connection, run_id: str) -> str:
+        stage = conn.execute(
+            sa.select(t.runs.c.lifecycle_stage).where(t.runs.c.run_id == run_id)
+        ).scalar()
+        if stage is None:
+            raise NotFound(f"run {run_id!r} not found", id=run_id)
+        return str(stage)
+
+    def _check_writable(self, conn: sa.Connection, run_id: str) -> None:
+        if self._run_stage(conn, run_id) != LifecycleStage.ACTIVE.value:
+            raise InvalidState(f"run {run_id!r} is deleted: restore it before logging to it")
+
+    # -- inputs, artifacts, environment ------------------------------------------------------
+    def log_inputs(self, run_id: str, datasets: Iterable[DatasetInput]) -> None:
+        items = list(datasets)
+        for d in items:
+            v.check_name(d.name, "dataset name")
+            if not d.digest:
+                raise InvalidArgument(f"dataset {d.name!r} needs a content digest, got ''")
+        with self._write() as conn:
+            self._check_writable(conn, run_id)
+            for d in items:
+                ds = t.datasets.c
+                match = (ds.name == d.name, ds.digest == d.digest, ds.source == d.source)
+                dataset_id = conn.execute(sa.select(ds.dataset_id).where(*match)).scalar()
+                if dataset_id is None:
+                    dataset_id = conn.execute(
+                        t.datasets.insert().values(
+                            name=d.name, digest=d.digest, source=d.source, source_type=d.source_type
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+                self._upsert(
+                    conn,
+                    t.run_inputs,
+                    [{"run_id": run_id, "dataset_id": dataset_id, "context": d.context}],
+                    ["run_id", "dataset_id", "context"],
+                    [],
+                )
+
+    def get_inputs(self, run_id: str) -> list[DatasetInput]:
+        ds, ri = t.datasets.c, t.run_inputs.c
+        with self._read() as conn:
+            self._run_stage(conn, run_id)
+            rows = conn.execute(
+                sa.select(ds.name, ds.digest, ds.source, ds.source_type, ri.context)
+                .join_from(t.run_inputs, t.datasets, ri.dataset_id == ds.dataset_id)
+                .where(ri.run_id == run_id)
+                .order_by(ds.name, ri.context)
+            ).all()
+        return [DatasetInput(*row) for row in rows]
+
+    def record_artifact(self, run_id: str, ref: ArtifactRef) -> None:
+        path = v.check_key(ref.path, "artifact path")
+        row = {
+            "run_id": run_id,
+            "path": path,
+            "digest": ref.digest,
+            "size": ref.size,
+            "kind": ArtifactKind(ref.kind).value,
+            "created_at": ref.created_at or now_ms(),
+        }
+        with self._write() as conn:
+            self._check_writable(conn, run_id)
+            self._upsert(
+                conn, t.run_artifacts, [row], ["run_id", "path"], ["digest", "size", "kind", "created_at"]
+            )
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRef]:
+        a = t.run_artifacts.c
+        query = sa.select(a.path, a.digest, a.size, a.kind, a.created_at).where(a.run_id == run_id)
+        if prefix:
+            query = query.where(a.path.startswith(prefix, autoescape=True))
+        with self._read() as conn:
+            self._run_stage(conn, run_id)
+            rows = conn.execute(query.order_by(a.path)).all()
+        return [ArtifactRef(p, d, s, ArtifactKind(k), c) for p, d, s, k, c in rows]
+
+    def get_artifact(self, run_id: str, path: str) -> ArtifactRef:
+        refs = self.list_artifacts(run_id)
+        for ref in refs:
+            if ref.path == path:
+                return ref
+        known = ", ".join(repr(r.path) for r in refs[:20]) or "none"
+        raise NotFound(
+            f"run {run_id!r} has no artifact {path!r} (it has: {known})", id=run_id, path=path
+        )
+
+    def set_environment(self, run_id: str, environment: Environment) -> None:
+        packages = json.dumps(dict(sorted(environment.packages.items())), separators=(",", ":"))
+        digest = hashlib.sha256(
+            f"{environment.python_version}\n{environment.platform}\n{packages}".encode()
+        ).hexdigest()
+        with self._write() as conn:
+            self._check_writable(conn, run_id)
+            self._upsert(
+                conn,
+                t.environments,
+                [
+                    {
+                        "digest": digest,
+                        "python_version": environment.python_version,
+                        "platform": environment.platform,
+                        "packages": packages,
+                    }
+                ],
+                ["digest"],
+                [],
+            )
+            self._upsert(
+                conn,
+                t.run_environments,
+                [
+                    {
+                        "run_id": run_id,
+                        "environment_digest": digest,
+                        "git_commit": environment.git_commit,
+                        "git_dirty": environment.git_dirty,
+                        "git_branch": environment.git_branch,
+                        "command": json.dumps(list(environment.command)),
+                        "cwd": environment.cwd,
+                        "hostname": environment.hostname,
+                        "user": environment.user,
+                    }
+                ],
+                ["run_id"],
+                ["environment_digest", "git_commit", "git_dirty", "git_branch", "command",
+                 "cwd", "hostname", "user"],
+            )
+
+    def get_environment(self, run_id: str) -> Environment | None:
+        re_, env = t.run_environments.c, t.environments.c
+        with self._read() as conn:
+            self._run_stage(conn, run_id)
+            row = conn.execute(
+                sa.select(t.run_environments, env.python_version, env.platform, env.packages)
+                .join_from(t.run_environments, t.environments, re_.environment_digest == env.digest)
+                .where(re_.run_id == run_id)
+            ).first()
+        if row is None:
+            return None
+        return Environment(
+            python_version=row.python_version,
+            platform=row.platform,
+            packages=json.loads(row.packages),
+            git_commit=row.git_commit,
+            git_dirty=row.git_dirty,
+            git_branch=row.git_branch,
+            command=tuple(json.loads(row.command)),
+            cwd=row.cwd,
+            hostname=row.hostname,
+            user=row.user,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _upsert(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: list[dict[str, Any]],
+        keys: list[str],
+        update: list[str],
+    ) -> None:
+        insert = _insert_for(self._dialect, table).values(rows)
+        if update:
+            stmt = insert.on_conflict_do_update(
+                index_elements=keys, set_={c: insert.excluded[c] for c in update}
+            )
+        else:
+            stmt = insert.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt)
+
+
+def _insert_for(dialect: str, table: sa.Table) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _experiment_key(experiment_id: str) -> int:
+    text = str(experiment_id)
+    if not text.isdigit():
+        raise InvalidArgument(
+            f"invalid experiment id {experiment_id!r}: experiment ids are non-negative integers "
+            "such as '0' (look experiments up by name with get_experiment_by_name)"
+        )
+    return int(text)
+
+
+def _run_status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(str(status).upper())
+    except ValueError:
+        valid = ", ".join(s.value for s in RunStatus)
+        raise InvalidArgument(f"invalid run status {status!r}: must be one of {valid}") from None
+
+
+def _check_max_results(max_results: int) -> None:
+    if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
+        raise InvalidArgument(f"invalid max_results {max_results!r}: must be from 1 to 50000")
+
+
+def _tag_rows(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
+    return [
+        {"key": v.check_key(k, "tag key"), "value": v.tag_value(k, val)}
+        for k, val in (tags or {}).items()
+    ]
+
+
+def _metric_rows(
+    run_id: str, metrics: Sequence[Metric]
+) -> list[tuple[str, str, float | None, int, int]]:
+    """Validate metric points and shape them as insert rows (NaN becomes NULL)."""
+    rows = []
+    now = 0
+    check_key, check_value, check_step = v.check_key, v.check_metric_value, v.check_step
+    for m in metrics:
+        key, value, step, ts = m
+        key = check_key(key, "metric key")
+        value = check_value(key, value)
+        step = check_step(key, step)
+        if not ts:
+            now = now or now_ms()
+            ts = now
+        elif type(ts) is not int:
+            ts = v.check_timestamp(ts)
+        rows.append((run_id, key, None if value != value else value, step, ts))
+    return rows
+
+
+def _run_entity(
+    row: sa.Row[Any], params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]
+) -> Run:
+    return Run(
+        run_id=row.run_id,
+        experiment_id=str(row.experiment_id),
+        name=row.name,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        parent_run_id=row.parent_run_id,
+        user=row.user,
+        notes=row.notes,
+        artifact_uri=row.artifact_uri,
+        lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+        host=row.host,
+        pid=row.pid,
+        heartbeat_time=row.heartbeat_time,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+    )
