@@ -1,0 +1,89 @@
+"""Capture where a run executes: Python, packages, platform, git state and command line.
+
+Packages come from ``importlib.metadata`` (read once per process; no ``pip freeze``
+subprocess); git state from one ``git status --porcelain=v2 --branch`` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from loopml.core.entities import Environment
+
+
+@functools.cache
+def installed_packages() -> dict[str, str]:
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[name.lower().replace("_", "-")] = dist.version
+    return dict(sorted(packages.items()))
+
+
+def git_state(directory: Path) -> tuple[str | None, bool | None, str | None]:
+    """(commit, dirty, branch) of the git work tree holding ``directory``, or Nones."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None, None
+    if out.returncode != 0:
+        return None, None, None
+    commit = branch = None
+    dirty = False
+    for line in out.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2]
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2]
+            branch = None if head == "(detached)" else head
+        elif not line.startswith("#"):
+            dirty = True
+    return commit, dirty, branch
+
+
+def source_directory() -> Path:
+    """The folder of the running script, or the current directory for notebooks and -c."""
+    script = sys.argv[0] if sys.argv else ""
+    if script and os.path.isfile(script):
+        return Path(script).resolve().parent
+    return Path.cwd()
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def capture_environment() -> Environment:
+    commit, dirty, branch = git_state(source_directory())
+    return Environment(
+        python_version=platform.python_version(),
+        platform=platform.platform(),
+        packages=installed_packages(),
+        git_commit=commit,
+        git_dirty=dirty,
+        git_branch=branch,
+        command=tuple([sys.executable, *sys.argv]),
+        cwd=os.getcwd(),
+        hostname=socket.gethostname(),
+        user=current_user(),
+    )
