@@ -33,7 +33,9 @@ ALL = [
 def test_error_round_trips_through_its_dict(cls: type[LoopmlError], code: str, status: int) -> None:
     err = cls("run 'r-12' not found", id="r-12")
     body = err.to_dict()
-    assert body == {"error": {"code": code, "message": "run 'r-12' not found", "details": {"id": "r-12"}}}
+    assert body == {
+        "error": {"code": code, "message": "run 'r-12' not found", "details": {"id": "r-12"}}
+    }
     assert cls.http_status == status
     back = error_from_dict(body)
     assert type(back) is cls

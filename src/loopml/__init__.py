@@ -52,22 +52,74 @@ if TYPE_CHECKING:
         start_run,
     )
 
-_FLUENT = (
-    "ActiveRun active_run end_run flush get_client log_artifact log_artifacts log_batch "
-    "log_dict log_figure log_input log_metric log_metrics log_param log_params log_text "
-    "set_tag set_tags set_tracking start_run"
-).split()
-_ENTITIES = "ArtifactRef DatasetInput Environment Experiment Metric Page Run RunStatus".split()
-
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(_FLUENT, "loopml.tracking.fluent"),
-    **dict.fromkeys(_ENTITIES, "loopml.core.entities"),
+    "ActiveRun": "loopml.tracking.fluent",
+    "active_run": "loopml.tracking.fluent",
+    "end_run": "loopml.tracking.fluent",
+    "flush": "loopml.tracking.fluent",
+    "get_client": "loopml.tracking.fluent",
+    "log_artifact": "loopml.tracking.fluent",
+    "log_artifacts": "loopml.tracking.fluent",
+    "log_batch": "loopml.tracking.fluent",
+    "log_dict": "loopml.tracking.fluent",
+    "log_figure": "loopml.tracking.fluent",
+    "log_input": "loopml.tracking.fluent",
+    "log_metric": "loopml.tracking.fluent",
+    "log_metrics": "loopml.tracking.fluent",
+    "log_param": "loopml.tracking.fluent",
+    "log_params": "loopml.tracking.fluent",
+    "log_text": "loopml.tracking.fluent",
+    "set_tag": "loopml.tracking.fluent",
+    "set_tags": "loopml.tracking.fluent",
+    "set_tracking": "loopml.tracking.fluent",
+    "start_run": "loopml.tracking.fluent",
+    "ArtifactRef": "loopml.core.entities",
+    "DatasetInput": "loopml.core.entities",
+    "Environment": "loopml.core.entities",
+    "Experiment": "loopml.core.entities",
+    "Metric": "loopml.core.entities",
+    "Page": "loopml.core.entities",
+    "Run": "loopml.core.entities",
+    "RunStatus": "loopml.core.entities",
     "Client": "loopml.tracking.client",
     "Settings": "loopml.settings",
     "errors": "loopml.errors",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "ActiveRun",
+    "ArtifactRef",
+    "Client",
+    "DatasetInput",
+    "Environment",
+    "Experiment",
+    "Metric",
+    "Page",
+    "Run",
+    "RunStatus",
+    "Settings",
+    "__version__",
+    "active_run",
+    "end_run",
+    "errors",
+    "flush",
+    "get_client",
+    "log_artifact",
+    "log_artifacts",
+    "log_batch",
+    "log_dict",
+    "log_figure",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "set_tag",
+    "set_tags",
+    "set_tracking",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ def _setting(default: Any, doc: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    workspace: Path = _setting(
+    workspace: Path = _setting(  # noqa: RUF009 - Path is immutable, safe as a shared default
         Path(".loopml"),
         "Folder of the embedded workspace (SQLite database and local artifacts), "
         "relative to the current directory.",
@@ -39,9 +39,7 @@ class Settings:
         "Artifact store root: a local path, file://, s3://bucket/prefix or memory://. "
         "Empty: <workspace>/artifacts.",
     )
-    experiment: str = _setting(
-        "Default", "Experiment that start_run() uses when none is named."
-    )
+    experiment: str = _setting("Default", "Experiment that start_run() uses when none is named.")
     user: str = _setting("", "Name recorded as the user of new runs. Empty: the OS user.")
     flush_interval_s: float = _setting(
         0.5, "Most seconds a logged metric waits in memory before it is written."
@@ -57,6 +55,11 @@ class Settings:
     )
     busy_timeout_s: float = _setting(
         30.0, "How long a SQLite writer waits for the lock held by another process."
+    )
+    sqlite_synchronous: str = _setting(
+        "FULL",
+        "SQLite's synchronous pragma: FULL keeps every acknowledged write across a power cut; "
+        "NORMAL is faster and still safe against a process crash.",
     )
     capture_environment: bool = _setting(
         True, "Record Python, packages, platform, git commit and command line of each run."

@@ -166,7 +166,7 @@ def test_params_are_write_once(store: MetadataStore) -> None:
     run = store.create_run(DEFAULT_EXPERIMENT_ID)
     store.log_batch(run.run_id, params={"lr": "0.1"})
     store.log_batch(run.run_id, params={"lr": "0.1", "depth": "3"})  # same value: fine
-    with pytest.raises(InvalidState, match="'lr'.*'0.1'.*'0.2'"):
+    with pytest.raises(InvalidState, match=r"'lr'.*'0\.1'.*'0\.2'"):
         store.log_batch(run.run_id, params={"lr": "0.2"})
     assert store.get_run(run.run_id).params == {"lr": "0.1", "depth": "3"}
 
@@ -309,9 +309,9 @@ def _names(store: MetadataStore, **kwargs: object) -> list[str]:
 def test_search_by_metric_param_and_tag(store: MetadataStore, populated: dict[str, str]) -> None:
     exp = [populated["exp"]]
     assert _names(store, experiment_ids=exp, filter="metrics.acc > 0.9") == ["c", "a"]
-    assert _names(
-        store, experiment_ids=exp, filter="params.model = 'rf' and tags.team = 'y'"
-    ) == ["b"]
+    assert _names(store, experiment_ids=exp, filter="params.model = 'rf' and tags.team = 'y'") == [
+        "b"
+    ]
     assert _names(store, experiment_ids=exp, filter="params.model != 'rf'") == ["d", "c"]
     assert _names(store, experiment_ids=exp, filter="metrics.acc IS NULL") == ["d"]
     assert _names(store, experiment_ids=exp, filter="tags.team IN ('x')") == ["c", "a"]
@@ -342,7 +342,9 @@ def test_order_by_metric_puts_missing_values_last(
     exp = [populated["exp"]]
     assert _names(store, experiment_ids=exp, order_by=["metrics.acc DESC"]) == ["a", "c", "b", "d"]
     assert _names(store, experiment_ids=exp, order_by="metrics.acc") == ["b", "c", "a", "d"]
-    assert _names(store, experiment_ids=exp, order_by=["params.model", "attributes.start_time"]) == [
+    assert _names(
+        store, experiment_ids=exp, order_by=["params.model", "attributes.start_time"]
+    ) == [
         "c",
         "d",
         "a",
@@ -412,7 +414,7 @@ def test_artifacts_are_recorded_listed_and_replaced(store: MetadataStore) -> Non
     newer = ArtifactRef("model/model.pkl", "c" * 64, 11, ArtifactKind.FILE, 7)
     store.record_artifact(run.run_id, newer)
     assert store.get_artifact(run.run_id, "model/model.pkl") == newer
-    with pytest.raises(NotFound, match="'missing.txt'.*'plots'"):
+    with pytest.raises(NotFound, match=r"'missing\.txt'.*'plots'"):
         store.get_artifact(run.run_id, "missing.txt")
 
 

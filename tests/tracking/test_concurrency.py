@@ -31,7 +31,8 @@ SMALL_BATCHES = """
     exp = client.set_experiment("concurrent")
     run = client.create_run(exp.experiment_id)
     for start in range(0, {points}, 100):
-        client.log_batch(run.run_id, metrics=[Metric("m", float(i), i, 1) for i in range(start, start + 100)])
+        points = [Metric("m", float(i), i, 1) for i in range(start, start + 100)]
+        client.log_batch(run.run_id, metrics=points)
     client.set_terminated(run.run_id)
     client.close()
     print(run.run_id)

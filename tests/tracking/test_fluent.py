@@ -127,7 +127,14 @@ def test_artifacts_dicts_texts_and_figures_round_trip(
         loopml.log_figure(fig, "curve.png")
     plt.close(fig)
     paths = [a.path for a in client.list_artifacts(run.run_id)]
-    assert paths == ["config.json", "copies/notes.txt", "curve.png", "notes.txt", "plots", "table.csv"]
+    assert paths == [
+        "config.json",
+        "copies/notes.txt",
+        "curve.png",
+        "notes.txt",
+        "plots",
+        "table.csv",
+    ]
     assert client.read_artifact(run.run_id, "notes.txt") == b"hello"
     assert client.load_dict(run.run_id, "config.json") == {"a": 1, "b": [1, 2]}
     assert client.read_artifact(run.run_id, "curve.png").startswith(b"\x89PNG")

@@ -35,7 +35,7 @@ def _short(value: object, limit: int = 80) -> str:
 def check_key(key: object, what: str = "key") -> str:
     """Validate a metric, param or tag key and return it."""
     if key in _valid_keys:
-        return key  # type: ignore[return-value]
+        return key
     if not isinstance(key, str):
         raise InvalidArgument(
             f"invalid {what} {_short(key)}: must be a string of {_KEY_RULE}", value=repr(key)

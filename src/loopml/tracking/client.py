@@ -34,7 +34,13 @@ from loopml.core.entities import (
 )
 from loopml.errors import InvalidArgument, NotFound
 from loopml.settings import Settings
-from loopml.store import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, MetadataStore, open_store
+from loopml.store import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    MetadataStore,
+    StoreOptions,
+    open_store,
+)
 from loopml.tracking.buffer import MetricBuffer
 from loopml.tracking.environment import capture_environment as _capture_environment
 from loopml.tracking.environment import current_user
@@ -75,9 +81,10 @@ class Client:
         if self._store is None:
             with self._lock:
                 if self._store is None:
+                    s = self.settings
                     self._store = open_store(
-                        self.settings.resolved_store_uri,
-                        busy_timeout_s=self.settings.busy_timeout_s,
+                        s.resolved_store_uri,
+                        StoreOptions(s.busy_timeout_s, s.sqlite_synchronous),
                     )
         return self._store
 
@@ -214,14 +221,20 @@ class Client:
         return self.store.get_run(run_id)
 
     def set_terminated(
-        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, end_time: int | None = None
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        end_time: int | None = None,
     ) -> Run:
         """Flush the run's metrics and end it with ``status``."""
         try:
             status = RunStatus(str(status).upper())
         except ValueError:
             valid = ", ".join(s.value for s in RunStatus if s.is_terminal)
-            raise InvalidArgument(f"invalid end status {status!r}: must be one of {valid}") from None
+            raise InvalidArgument(
+                f"invalid end status {status!r}: must be one of {valid}"
+            ) from None
         if self._buffer is not None:
             self._buffer.flush(run_id)
             self._buffer.untrack(run_id)
@@ -268,7 +281,9 @@ class Client:
         points = []
         for key, value in metrics.items():
             key = v.check_key(key, "metric key")
-            points.append(Metric(key, v.check_metric_value(key, value), v.check_step(key, step), ts))
+            points.append(
+                Metric(key, v.check_metric_value(key, value), v.check_step(key, step), ts)
+            )
         self._metrics.add_many(run_id, points)
 
     def log_batch(
@@ -462,9 +477,9 @@ class Client:
         host = socket.gethostname()
         orphans = []
         for run in self.iter_runs(filter="attributes.status = 'RUNNING'"):
-            if run.heartbeat_time is not None and run.heartbeat_time < cutoff:
-                orphans.append(run)
-            elif run.host == host and run.pid is not None and not _pid_alive(run.pid):
+            silent = run.heartbeat_time is not None and run.heartbeat_time < cutoff
+            gone = run.host == host and run.pid is not None and not _pid_alive(run.pid)
+            if silent or gone:
                 orphans.append(run)
         return orphans
 

@@ -185,7 +185,9 @@ def log_metric(key: str, value: float, step: int = 0, *, timestamp: int | None =
     client._metrics.add(run_id, Metric(key, value, step, ts))
 
 
-def log_metrics(metrics: Mapping[str, float], step: int = 0, *, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int = 0, *, timestamp: int | None = None
+) -> None:
     get_client().log_metrics(_run_id(), metrics, step=step, timestamp=timestamp)
 
 

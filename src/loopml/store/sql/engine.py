@@ -8,7 +8,6 @@ that no busy timeout cures). Read-only transactions stay deferred and run concur
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,12 @@ from loopml.errors import InvalidArgument
 
 WRITE = "loopml_write"
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-def create_engine(uri: str, *, busy_timeout_s: float = 30.0) -> sa.Engine:
+def create_engine(
+    uri: str, *, busy_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL"
+) -> sa.Engine:
     """An engine for a ``sqlite:///path`` or ``postgresql+psycopg://...`` URI."""
     try:
         url = make_url(uri)
@@ -33,7 +35,7 @@ def create_engine(uri: str, *, busy_timeout_s: float = 30.0) -> sa.Engine:
         ) from exc
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, busy_timeout_s)
+        return _sqlite_engine(url, busy_timeout_s, sqlite_synchronous)
     if backend == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
@@ -44,7 +46,12 @@ def create_engine(uri: str, *, busy_timeout_s: float = 30.0) -> sa.Engine:
     )
 
 
-def _sqlite_engine(url: sa.URL, busy_timeout_s: float) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, busy_timeout_s: float, synchronous: str) -> sa.Engine:
+    synchronous = synchronous.upper()
+    if synchronous not in _SYNCHRONOUS:
+        raise InvalidArgument(
+            f"invalid SQLite synchronous mode {synchronous!r}: use one of {', '.join(_SYNCHRONOUS)}"
+        )
     if url.database in (None, "", ":memory:"):
         raise InvalidArgument(
             f"SQLite store needs a file path (sqlite:///path/to/loopml.db), got {str(url)!r}: "
@@ -57,7 +64,6 @@ def _sqlite_engine(url: sa.URL, busy_timeout_s: float) -> sa.Engine:
         pool_size=5,
         max_overflow=10,
     )
-    synchronous = os.environ.get("LOOPML_SQLITE_SYNCHRONOUS", "FULL").upper()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

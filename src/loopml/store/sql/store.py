@@ -53,9 +53,13 @@ class SqlStore(MetadataStore):
         )
 
     @classmethod
-    def from_uri(cls, uri: str, *, busy_timeout_s: float = 30.0) -> SqlStore:
+    def from_uri(
+        cls, uri: str, *, busy_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL"
+    ) -> SqlStore:
         """Open the store at ``uri``; an empty database gets the schema, an old one an error."""
-        engine = create_engine(uri, busy_timeout_s=busy_timeout_s)
+        engine = create_engine(
+            uri, busy_timeout_s=busy_timeout_s, sqlite_synchronous=sqlite_synchronous
+        )
         ensure_schema(engine)
         return cls(engine)
 
@@ -133,9 +137,7 @@ class SqlStore(MetadataStore):
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(t.experiments).where(t.experiments.c.name == name)
-            ).first()
+            row = conn.execute(sa.select(t.experiments).where(t.experiments.c.name == name)).first()
             return None if row is None else self._experiment(conn, row)
 
     def list_experiments(
@@ -214,7 +216,7 @@ class SqlStore(MetadataStore):
             lifecycle_stage=LifecycleStage(row.lifecycle_stage),
             created_at=row.created_at,
             updated_at=row.updated_at,
-            tags=dict(tags),  # type: ignore[arg-type]
+            tags=dict(tags),
         )
 
     # -- runs --------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ class SqlStore(MetadataStore):
 
     def _insert_params(self, conn: sa.Connection, run_id: str, rows: dict[str, str]) -> None:
         existing = dict(
-            conn.execute(  # type: ignore[arg-type]
+            conn.execute(
                 sa.select(t.params.c.key, t.params.c.value).where(
                     t.params.c.run_id == run_id, t.params.c.key.in_(list(rows))
                 )
@@ -468,15 +470,15 @@ class SqlStore(MetadataStore):
         if not run_ids:
             return []
         ids = list(run_ids)
-        rows = {r.run_id: r for r in conn.execute(sa.select(t.runs).where(t.runs.c.run_id.in_(ids)))}
+        rows = {
+            r.run_id: r for r in conn.execute(sa.select(t.runs).where(t.runs.c.run_id.in_(ids)))
+        }
         params: dict[str, dict[str, str]] = {i: {} for i in rows}
         tags: dict[str, dict[str, str]] = {i: {} for i in rows}
         metrics: dict[str, dict[str, float]] = {i: {} for i in rows}
         for table, target in ((t.params, params), (t.run_tags, tags)):
             for rid, key, value in conn.execute(
-                sa.select(table.c.run_id, table.c.key, table.c.value).where(
-                    table.c.run_id.in_(ids)
-                )
+                sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
             ):
                 target[rid][key] = value
         lm = t.latest_metrics.c
@@ -484,9 +486,7 @@ class SqlStore(MetadataStore):
             sa.select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(ids))
         ):
             metrics[rid][key] = float("nan") if value is None else value
-        return [
-            _run_entity(rows[i], params[i], metrics[i], tags[i]) for i in run_ids if i in rows
-        ]
+        return [_run_entity(rows[i], params[i], metrics[i], tags[i]) for i in run_ids if i in rows]
 
     def _run_stage(self, conn: sa.Connection, run_id: str) -> str:
         stage = conn.execute(
@@ -552,7 +552,11 @@ class SqlStore(MetadataStore):
         with self._write() as conn:
             self._check_writable(conn, run_id)
             self._upsert(
-                conn, t.run_artifacts, [row], ["run_id", "path"], ["digest", "size", "kind", "created_at"]
+                conn,
+                t.run_artifacts,
+                [row],
+                ["run_id", "path"],
+                ["digest", "size", "kind", "created_at"],
             )
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRef]:
@@ -613,8 +617,16 @@ class SqlStore(MetadataStore):
                     }
                 ],
                 ["run_id"],
-                ["environment_digest", "git_commit", "git_dirty", "git_branch", "command",
-                 "cwd", "hostname", "user"],
+                [
+                    "environment_digest",
+                    "git_commit",
+                    "git_dirty",
+                    "git_branch",
+                    "command",
+                    "cwd",
+                    "hostname",
+                    "user",
+                ],
             )
 
     def get_environment(self, run_id: str) -> Environment | None:

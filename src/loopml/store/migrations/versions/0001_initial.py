@@ -18,7 +18,6 @@ depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-
 def upgrade() -> None:
     op.create_table(
         "experiments",
