@@ -3,9 +3,10 @@
 The Alembic migrations in ``loopml/store/migrations`` create exactly this schema; a test
 compares the two so they cannot drift apart.
 
-Conventions: times are BIGINT milliseconds since the epoch; a metric value of NULL means NaN
-(SQLite cannot store NaN: it turns it into NULL, so both backends use NULL for it and the
-store converts at the boundary); +/-infinity is stored as such.
+Conventions: times are BIGINT milliseconds since the epoch. In ``latest_metrics`` a value of
+NULL means NaN (SQLite cannot store NaN: it turns it into NULL, so both backends use NULL for
+it and the store converts at the boundary); +/-infinity is stored as such. The history in
+``metric_chunks`` keeps every value bit for bit in packed arrays.
 """
 
 from __future__ import annotations
@@ -95,16 +96,21 @@ params = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
-metrics = sa.Table(
-    "metrics",
+# The full history of each metric, in chunks of packed arrays (see loopml.core.series): one
+# row per (run, key) per write, however many points the write carried.
+metric_chunks = sa.Table(
+    "metric_chunks",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(32), _run_fk(), nullable=False),
     sa.Column("key", sa.String(250), nullable=False),
-    sa.Column("value", sa.Float(precision=53), nullable=True),
-    sa.Column("step", sa.BigInteger, nullable=False),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
-    sa.Index(None, "run_id", "key", "step"),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("min_step", sa.BigInteger, nullable=False),
+    sa.Column("max_step", sa.BigInteger, nullable=False),
+    sa.Column("steps", sa.LargeBinary, nullable=False),
+    sa.Column("values", sa.LargeBinary, nullable=False),
+    sa.Column("timestamps", sa.LargeBinary, nullable=False),
+    sa.Index(None, "run_id", "key", "id"),
 )
 
 latest_metrics = sa.Table(

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from loopml.core import series
 from loopml.core import validation as v
 from loopml.core.entities import (
     ArtifactKind,
@@ -36,7 +37,6 @@ from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
 from loopml.store.sql.search import compile_search
 
-_INSERT_CHUNK = 50_000
 _LOCK_RETRIES = 5
 
 
@@ -46,11 +46,6 @@ class SqlStore(MetadataStore):
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_metric_sql = (
-            f"INSERT INTO metrics (run_id, key, value, step, timestamp) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"
-        )
 
     @classmethod
     def from_uri(
@@ -336,17 +331,17 @@ class SqlStore(MetadataStore):
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        metric_rows = _metric_rows(run_id, metrics)
+        series = _group_metrics(metrics)
         param_rows = {
             v.check_key(k, "param key"): v.param_value(k, val) for k, val in (params or {}).items()
         }
         tag_rows = _tag_rows(tags)
-        self._retrying(self._log_batch, run_id, metric_rows, param_rows, tag_rows)
+        self._retrying(self._log_batch, run_id, series, param_rows, tag_rows)
 
     def _log_batch(
         self,
         run_id: str,
-        metric_rows: list[tuple[str, str, float | None, int, int]],
+        series: dict[str, _Series],
         param_rows: dict[str, str],
         tag_rows: list[dict[str, str]],
     ) -> None:
@@ -362,16 +357,9 @@ class SqlStore(MetadataStore):
                     ["run_id", "key"],
                     ["value"],
                 )
-            if metric_rows:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                cursor = raw.cursor()
-                for start in range(0, len(metric_rows), _INSERT_CHUNK):
-                    cursor.executemany(
-                        self._insert_metric_sql, metric_rows[start : start + _INSERT_CHUNK]
-                    )
-                cursor.close()
-                self._update_latest(conn, run_id, metric_rows)
+            if series:
+                conn.execute(t.metric_chunks.insert(), _chunk_rows(run_id, series))
+                self._update_latest(conn, run_id, series)
 
     def _insert_params(self, conn: sa.Connection, run_id: str, rows: dict[str, str]) -> None:
         existing = dict(
@@ -393,19 +381,22 @@ class SqlStore(MetadataStore):
         if new:
             conn.execute(t.params.insert(), new)
 
-    def _update_latest(
-        self, conn: sa.Connection, run_id: str, rows: list[tuple[str, str, float | None, int, int]]
-    ) -> None:
-        latest: dict[str, tuple[str, str, float | None, int, int]] = {}
-        for row in rows:
-            best = latest.get(row[1])
-            if best is None or (row[3], row[4]) >= (best[3], best[4]):
-                latest[row[1]] = row
+    def _update_latest(self, conn: sa.Connection, run_id: str, series: dict[str, _Series]) -> None:
+        values = []
+        for key, (steps, vals, stamps) in series.items():
+            # the newest point: highest (step, timestamp); of equals, the one written last
+            i = max(reversed(range(len(steps))), key=lambda j: (steps[j], stamps[j]))
+            value = None if vals[i] != vals[i] else vals[i]  # NaN is stored as NULL
+            values.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "value": value,
+                    "step": steps[i],
+                    "timestamp": stamps[i],
+                }
+            )
         table = t.latest_metrics
-        values = [
-            {"run_id": run_id, "key": k, "value": r[2], "step": r[3], "timestamp": r[4]}
-            for k, r in latest.items()
-        ]
         insert = _insert_for(self._dialect, table).values(values)
         excluded = insert.excluded
         newer = sa.or_(
@@ -434,16 +425,15 @@ class SqlStore(MetadataStore):
                 raise NotFound(f"run {run_id!r} has no tag {key!r}", id=run_id, key=key)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        m = t.metrics.c
+        c = t.metric_chunks.c
         with self._read() as conn:
             self._run_stage(conn, run_id)
-            rows = conn.execute(
-                sa.select(m.key, m.value, m.step, m.timestamp)
-                .where(m.run_id == run_id, m.key == key)
-                .order_by(m.step, m.timestamp, m.id)
+            chunks = conn.execute(
+                sa.select(c.steps, c["values"], c.timestamps)
+                .where(c.run_id == run_id, c.key == key)
+                .order_by(c.id)
             ).all()
-        nan = float("nan")
-        return [Metric(k, nan if val is None else val, s, ts) for k, val, s, ts in rows]
+        return series.history(key, [(s, v, ts) for s, v, ts in chunks])
 
     def search_runs(
         self,
@@ -706,24 +696,49 @@ def _tag_rows(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
     ]
 
 
-def _metric_rows(
-    run_id: str, metrics: Sequence[Metric]
-) -> list[tuple[str, str, float | None, int, int]]:
-    """Validate metric points and shape them as insert rows (NaN becomes NULL)."""
-    rows = []
+_Series = tuple[list[int], list[float], list[int]]  # steps, values, timestamps
+
+
+def _group_metrics(metrics: Sequence[Metric]) -> dict[str, _Series]:
+    """Validate metric points and group them by key (a timestamp of 0 means now)."""
+    grouped: dict[str, _Series] = {}
     now = 0
     check_key, check_value, check_step = v.check_key, v.check_metric_value, v.check_step
-    for m in metrics:
-        key, value, step, ts = m
-        key = check_key(key, "metric key")
-        value = check_value(key, value)
-        step = check_step(key, step)
+    for key, value, step, ts in metrics:
+        found = grouped.get(key)
+        if found is None:
+            found = grouped[check_key(key, "metric key")] = ([], [], [])
+        steps, values, stamps = found
+        values.append(value if type(value) is float else check_value(key, value))
+        steps.append(step if type(step) is int else check_step(key, step))
         if not ts:
             now = now or now_ms()
             ts = now
         elif type(ts) is not int:
             ts = v.check_timestamp(ts)
-        rows.append((run_id, key, None if value != value else value, step, ts))
+        stamps.append(ts)
+    return grouped
+
+
+def _chunk_rows(run_id: str, grouped: dict[str, _Series]) -> list[dict[str, Any]]:
+    rows = []
+    size = series.MAX_CHUNK_POINTS
+    for key, (steps, values, stamps) in grouped.items():
+        for start in range(0, len(steps), size):
+            part = steps[start : start + size]
+            packed = series.encode(part, values[start : start + size], stamps[start : start + size])
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "count": len(part),
+                    "min_step": min(part),
+                    "max_step": max(part),
+                    "steps": packed[0],
+                    "values": packed[1],
+                    "timestamps": packed[2],
+                }
+            )
     return rows
 
 

@@ -84,19 +84,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "metrics",
+        "metric_chunks",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(32), nullable=False),
         sa.Column("key", sa.String(250), nullable=False),
-        sa.Column("value", sa.Float(precision=53), nullable=True),
-        sa.Column("step", sa.BigInteger, nullable=False),
-        sa.Column("timestamp", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_metrics"),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("min_step", sa.BigInteger, nullable=False),
+        sa.Column("max_step", sa.BigInteger, nullable=False),
+        sa.Column("steps", sa.LargeBinary, nullable=False),
+        sa.Column("values", sa.LargeBinary, nullable=False),
+        sa.Column("timestamps", sa.LargeBinary, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_metric_chunks"),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.run_id"], name="fk_metrics_run_id_runs", ondelete="CASCADE"
+            ["run_id"], ["runs.run_id"], name="fk_metric_chunks_run_id_runs", ondelete="CASCADE"
         ),
     )
-    op.create_index("ix_metrics_run_id_key_step", "metrics", ["run_id", "key", "step"])
+    op.create_index("ix_metric_chunks_run_id_key_id", "metric_chunks", ["run_id", "key", "id"])
 
     op.create_table(
         "latest_metrics",
@@ -198,7 +201,7 @@ def downgrade() -> None:
         "run_inputs",
         "datasets",
         "latest_metrics",
-        "metrics",
+        "metric_chunks",
         "params",
         "run_tags",
         "runs",
