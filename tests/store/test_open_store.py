@@ -33,3 +33,19 @@ def test_postgres_alias_scheme_is_accepted(postgres_url: str) -> None:
     store = open_store(postgres_url.replace("postgresql+psycopg://", "postgres://", 1))
     assert store.get_experiment("0").name == "Default"
     store.close()
+
+
+def test_unreachable_postgres_is_store_unavailable_without_the_password() -> None:
+    from loopml.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="cannot open the metadata store") as err:
+        open_store("postgresql+psycopg://user:s3cret@127.0.0.1:1/nope?connect_timeout=2")
+    assert "s3cret" not in str(err.value)
+    assert "127.0.0.1:1" in str(err.value)
+
+
+def test_sqlite_path_that_cannot_be_created_is_store_unavailable() -> None:
+    from loopml.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="/proc/nope/x.db"):
+        open_store("sqlite:////proc/nope/x.db")

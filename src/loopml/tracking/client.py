@@ -24,6 +24,7 @@ from loopml.core.entities import (
     ArtifactKind,
     ArtifactRef,
     DatasetInput,
+    Environment,
     Experiment,
     LifecycleStage,
     Metric,
@@ -459,7 +460,7 @@ class Client:
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
         return self.store.get_inputs(run_id)
 
-    def get_environment(self, run_id: str) -> Any:
+    def get_environment(self, run_id: str) -> Environment | None:
         return self.store.get_environment(run_id)
 
     def compare_runs(self, run_ids: Sequence[str]) -> RunComparison:

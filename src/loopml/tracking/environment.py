@@ -59,10 +59,14 @@ def git_state(directory: Path) -> tuple[str | None, bool | None, str | None]:
 
 
 def source_directory() -> Path:
-    """The folder of the running script, or the current directory for notebooks and -c."""
+    """The folder of the running script; the current directory for notebooks, ``-c`` and
+    installed console scripts (whose file lives in the environment, not in the user's code)."""
     script = sys.argv[0] if sys.argv else ""
     if script and os.path.isfile(script):
-        return Path(script).resolve().parent
+        folder = Path(script).resolve().parent
+        installed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        if not any(folder == p or p in folder.parents for p in installed):
+            return folder
     return Path.cwd()
 
 

@@ -29,7 +29,13 @@ from loopml.core.entities import (
     now_ms,
 )
 from loopml.core.names import generate_run_name
-from loopml.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
+from loopml.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    StoreUnavailable,
+)
 from loopml.store.base import DEFAULT_EXPERIMENT_ID, MetadataStore
 from loopml.store.sql import schema as t
 from loopml.store.sql.engine import WRITE, create_engine
@@ -52,10 +58,17 @@ class SqlStore(MetadataStore):
         cls, uri: str, *, busy_timeout_s: float = 30.0, sqlite_synchronous: str = "FULL"
     ) -> SqlStore:
         """Open the store at ``uri``; an empty database gets the schema, an old one an error."""
-        engine = create_engine(
-            uri, busy_timeout_s=busy_timeout_s, sqlite_synchronous=sqlite_synchronous
-        )
-        ensure_schema(engine)
+        try:
+            engine = create_engine(
+                uri, busy_timeout_s=busy_timeout_s, sqlite_synchronous=sqlite_synchronous
+            )
+            ensure_schema(engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+            shown = sa.make_url(uri).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StoreUnavailable(
+                f"cannot open the metadata store {shown!r}: {reason}", uri=shown
+            ) from exc
         return cls(engine)
 
     @property

@@ -7,6 +7,8 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -185,11 +187,12 @@ def upgrade() -> None:
     )
 
     # The default experiment: id 0, like MLflow, so clients that assume it find it.
+    now = time.time_ns() // 1_000_000
     op.execute(
         sa.text(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
-            " created_at, updated_at) VALUES (0, 'Default', '', 'active', 0, 0)"
-        )
+            " created_at, updated_at) VALUES (0, 'Default', '', 'active', :now, :now)"
+        ).bindparams(now=now)
     )
 
 

@@ -1,0 +1,230 @@
+"""Pieces every command shares: the client from the context, consoles and formatting.
+
+Nothing here decides anything about runs; it only turns SDK values into text or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from loopml.core.entities import (
+    ArtifactRef,
+    DatasetInput,
+    Environment,
+    Experiment,
+    Run,
+    RunStatus,
+)
+from loopml.errors import LoopmlError, NotFound
+from loopml.tracking.client import Client
+
+MISSING = "-"
+
+STATUS_STYLES: Mapping[RunStatus, str] = {
+    RunStatus.RUNNING: "cyan",
+    RunStatus.FINISHED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.KILLED: "yellow",
+}
+
+
+# -- context and consoles --------------------------------------------------------------------
+def client_of(ctx: typer.Context) -> Client:
+    """The :class:`Client` the root command put into the context."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, Client):
+        return obj
+    client = Client()
+    ctx.find_root().obj = client
+    ctx.find_root().call_on_close(client.close)
+    return client
+
+
+def stdout() -> Console:
+    """A console on the current standard output (made per command: tests swap the stream)."""
+    return Console(highlight=False)
+
+
+def print_error(exc: LoopmlError) -> None:
+    """``error: <message>`` in red on standard error, never a traceback."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(Text(f"error: {exc.message}", style="red"))
+
+
+def echo_json(data: Any) -> None:
+    """Machine-readable output: plain JSON, NaN and infinities spelled as strings."""
+    typer.echo(json.dumps(json_safe(data), indent=2, allow_nan=False))
+
+
+def resolve_experiment(client: Client, ref: str) -> Experiment:
+    """The experiment named ``ref``, or else the one whose id is ``ref``."""
+    found = client.get_experiment_by_name(ref)
+    if found is not None:
+        return found
+    if ref.isdigit():
+        return client.get_experiment(ref)
+    raise NotFound(f"experiment {ref!r} not found (looked it up by name and by id)", id=ref)
+
+
+# -- text ------------------------------------------------------------------------------------
+def fmt_time(ms: int | None) -> str:
+    """Milliseconds since the epoch as local wall-clock time (0 means unknown)."""
+    if not ms:
+        return MISSING
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_time_short(ms: int | None, *, now: datetime | None = None) -> str:
+    """A compact local time for lists: ``16:26:03`` today, ``Nov 22 16:26`` this year."""
+    if not ms:
+        return MISSING
+    when = datetime.fromtimestamp(ms / 1000).astimezone()
+    today = (now or datetime.now()).astimezone()
+    if when.date() == today.date():
+        return when.strftime("%H:%M:%S")
+    if when.year == today.year:
+        return when.strftime("%b %d %H:%M")
+    return when.strftime("%Y-%m-%d")
+
+
+def fmt_duration(ms: int | None) -> str:
+    """``0.4s``, ``3.2s``, ``4m 05s``, ``2h 03m``, ``3d 04h``."""
+    if ms is None or ms < 0:
+        return MISSING
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+
+
+def fmt_number(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
+
+
+def fmt_size(size: int) -> str:
+    amount = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if amount < 1024 or unit == "TB":
+            return f"{int(amount)} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
+
+
+def status_text(status: RunStatus) -> Text:
+    return Text(status.value, style=STATUS_STYLES.get(status, ""))
+
+
+def value_text(value: str | float | None) -> Text:
+    """A param (text) or metric (number) as a table cell; user text is never read as markup."""
+    if value is None:
+        return Text(MISSING, style="dim")
+    if isinstance(value, str):
+        return Text(value)
+    return Text(fmt_number(value))
+
+
+# -- JSON ------------------------------------------------------------------------------------
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by "NaN", "Infinity" or "-Infinity"."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "name": run.name,
+        "experiment_id": run.experiment_id,
+        "status": run.status.value,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "duration_ms": run.duration_ms,
+        "parent_run_id": run.parent_run_id,
+        "user": run.user,
+        "notes": run.notes,
+        "artifact_uri": run.artifact_uri,
+        "lifecycle_stage": run.lifecycle_stage.value,
+        "host": run.host,
+        "pid": run.pid,
+        "heartbeat_time": run.heartbeat_time,
+        "params": dict(run.params),
+        "metrics": dict(run.metrics),
+        "tags": dict(run.tags),
+    }
+
+
+def input_dict(dataset: DatasetInput) -> dict[str, Any]:
+    return {
+        "name": dataset.name,
+        "digest": dataset.digest,
+        "source": dataset.source,
+        "source_type": dataset.source_type,
+        "context": dataset.context,
+    }
+
+
+def artifact_dict(ref: ArtifactRef) -> dict[str, Any]:
+    return {
+        "path": ref.path,
+        "digest": ref.digest,
+        "size": ref.size,
+        "kind": ref.kind.value,
+        "created_at": ref.created_at,
+    }
+
+
+def environment_dict(env: Environment) -> dict[str, Any]:
+    return {
+        "python_version": env.python_version,
+        "platform": env.platform,
+        "git_commit": env.git_commit,
+        "git_dirty": env.git_dirty,
+        "git_branch": env.git_branch,
+        "command": list(env.command),
+        "cwd": env.cwd,
+        "hostname": env.hostname,
+        "user": env.user,
+        "packages": dict(env.packages),
+    }
+
+
+def experiment_dict(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "artifact_location": experiment.artifact_location,
+        "lifecycle_stage": experiment.lifecycle_stage.value,
+        "created_at": experiment.created_at,
+        "updated_at": experiment.updated_at,
+        "tags": dict(experiment.tags),
+    }
