@@ -13,8 +13,9 @@ import pytest
 from typer.testing import Result
 
 from loopml._version import __version__
-from loopml.cli._common import fmt_duration, fmt_number, json_safe
+from loopml.cli._common import fmt_duration, fmt_number
 from loopml.core.entities import Metric
+from loopml.core.jsonable import to_jsonable
 from loopml.tracking.client import Client
 
 Invoke = Callable[..., Result]
@@ -236,7 +237,7 @@ def test_formatting_helpers() -> None:
     assert fmt_number(0.98601) == "0.9860"
     assert fmt_number(math.nan) == "NaN"
     assert fmt_number(3.0) == "3"
-    assert json_safe({"a": [math.nan, -math.inf, 1.5]}) == {"a": ["NaN", "-Infinity", 1.5]}
+    assert to_jsonable({"a": [math.nan, -math.inf, 1.5]}) == {"a": ["NaN", "-Infinity", 1.5]}
 
 
 def test_importing_the_cli_stays_light(tmp_path: Path) -> None:

@@ -16,13 +16,10 @@ from rich.console import Console
 from rich.text import Text
 
 from loopml.core.entities import (
-    ArtifactRef,
-    DatasetInput,
-    Environment,
     Experiment,
-    Run,
     RunStatus,
 )
+from loopml.core.jsonable import to_jsonable
 from loopml.errors import LoopmlError, NotFound
 from loopml.tracking.client import Client
 
@@ -61,7 +58,7 @@ def print_error(exc: LoopmlError) -> None:
 
 def echo_json(data: Any) -> None:
     """Machine-readable output: plain JSON, NaN and infinities spelled as strings."""
-    typer.echo(json.dumps(json_safe(data), indent=2, allow_nan=False))
+    typer.echo(json.dumps(to_jsonable(data), indent=2, allow_nan=False))
 
 
 def resolve_experiment(client: Client, ref: str) -> Experiment:
@@ -145,86 +142,3 @@ def value_text(value: str | float | None) -> Text:
 
 
 # -- JSON ------------------------------------------------------------------------------------
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by "NaN", "Infinity" or "-Infinity"."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def run_dict(run: Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "name": run.name,
-        "experiment_id": run.experiment_id,
-        "status": run.status.value,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        "duration_ms": run.duration_ms,
-        "parent_run_id": run.parent_run_id,
-        "user": run.user,
-        "notes": run.notes,
-        "artifact_uri": run.artifact_uri,
-        "lifecycle_stage": run.lifecycle_stage.value,
-        "host": run.host,
-        "pid": run.pid,
-        "heartbeat_time": run.heartbeat_time,
-        "params": dict(run.params),
-        "metrics": dict(run.metrics),
-        "tags": dict(run.tags),
-    }
-
-
-def input_dict(dataset: DatasetInput) -> dict[str, Any]:
-    return {
-        "name": dataset.name,
-        "digest": dataset.digest,
-        "source": dataset.source,
-        "source_type": dataset.source_type,
-        "context": dataset.context,
-    }
-
-
-def artifact_dict(ref: ArtifactRef) -> dict[str, Any]:
-    return {
-        "path": ref.path,
-        "digest": ref.digest,
-        "size": ref.size,
-        "kind": ref.kind.value,
-        "created_at": ref.created_at,
-    }
-
-
-def environment_dict(env: Environment) -> dict[str, Any]:
-    return {
-        "python_version": env.python_version,
-        "platform": env.platform,
-        "git_commit": env.git_commit,
-        "git_dirty": env.git_dirty,
-        "git_branch": env.git_branch,
-        "command": list(env.command),
-        "cwd": env.cwd,
-        "hostname": env.hostname,
-        "user": env.user,
-        "packages": dict(env.packages),
-    }
-
-
-def experiment_dict(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "experiment_id": experiment.experiment_id,
-        "name": experiment.name,
-        "artifact_location": experiment.artifact_location,
-        "lifecycle_stage": experiment.lifecycle_stage.value,
-        "created_at": experiment.created_at,
-        "updated_at": experiment.updated_at,
-        "tags": dict(experiment.tags),
-    }

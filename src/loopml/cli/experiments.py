@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopml.cli._common import client_of, echo_json, experiment_dict, fmt_time, stdout
+from loopml.cli._common import client_of, echo_json, fmt_time, stdout
 
 app = typer.Typer(help="List and create experiments.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def list_experiments(
     """List the experiments."""
     items = client_of(ctx).list_experiments(include_deleted=all_)
     if as_json:
-        echo_json([experiment_dict(e) for e in items])
+        echo_json(items)
         return
     table = Table(title=f"{len(items)} experiment{'s' * (len(items) != 1)}")
     table.add_column("ID", justify="right", no_wrap=True)

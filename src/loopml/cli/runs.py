@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -14,18 +14,14 @@ from rich.text import Text
 
 from loopml.cli._common import (
     MISSING,
-    artifact_dict,
     client_of,
     echo_json,
-    environment_dict,
     fmt_duration,
     fmt_number,
     fmt_size,
     fmt_time,
     fmt_time_short,
-    input_dict,
     resolve_experiment,
-    run_dict,
     status_text,
     stdout,
     value_text,
@@ -38,6 +34,7 @@ from loopml.core.entities import (
     Run,
     now_ms,
 )
+from loopml.core.jsonable import to_jsonable
 from loopml.errors import NotFound
 
 app = typer.Typer(help="Search, inspect, compare and clean up runs.", no_args_is_help=True)
@@ -96,7 +93,7 @@ def list_runs(
         ids, filter=filter_, order_by=order_by or None, max_results=max_results
     )
     if as_json:
-        echo_json([run_dict(r) for r in page.items])
+        echo_json([_run_json(r) for r in page.items])
         return
     console = stdout()
     if not page.items:
@@ -195,11 +192,11 @@ def show_run(
     if as_json:
         echo_json(
             {
-                **run_dict(run),
+                **_run_json(run),
                 "experiment_name": experiment.name,
-                "inputs": [input_dict(d) for d in inputs],
-                "artifacts": [artifact_dict(a) for a in artifacts],
-                "environment": None if env is None else environment_dict(env),
+                "inputs": inputs,
+                "artifacts": artifacts,
+                "environment": env,
             }
         )
         return
@@ -407,3 +404,7 @@ def reap_runs(
         console.print(f"{len(found)} orphaned run{plural} (dry run: nothing changed)")
     else:
         console.print(f"marked {len(found)} run{plural} KILLED")
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    return {**to_jsonable(run), "duration_ms": run.duration_ms}

@@ -49,9 +49,7 @@ def encode(
 def decode(key: str, steps: bytes, values: bytes, timestamps: bytes) -> list[Metric]:
     return [
         Metric(key, v, s, t)
-        for s, v, t in zip(
-            _ints(steps), _floats(values), _ints(timestamps), strict=True
-        )
+        for s, v, t in zip(_ints(steps), _floats(values), _ints(timestamps), strict=True)
     ]
 
 

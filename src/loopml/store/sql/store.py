@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,6 +35,7 @@ from loopml.errors import (
     StoreUnavailable,
 )
 from loopml.store.base import DEFAULT_EXPERIMENT_ID, MetadataStore
+from loopml.store.sql import convert
 from loopml.store.sql import schema as t
 from loopml.store.sql.engine import WRITE, create_engine
 from loopml.store.sql.migrate import ensure_schema
@@ -109,7 +108,7 @@ class SqlStore(MetadataStore):
         tags: Mapping[str, str] | None = None,
     ) -> Experiment:
         v.check_name(name, "experiment name")
-        tag_rows = _tag_rows(tags)
+        tag_rows = convert.tag_rows(tags)
         now = now_ms()
         with self._write() as conn:
             if conn.execute(
@@ -134,7 +133,7 @@ class SqlStore(MetadataStore):
         return self.get_experiment(experiment_id)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        key = _experiment_key(experiment_id)
+        key = convert.experiment_key(experiment_id)
         with self._read() as conn:
             row = conn.execute(
                 sa.select(t.experiments).where(t.experiments.c.experiment_id == key)
@@ -155,7 +154,7 @@ class SqlStore(MetadataStore):
         max_results: int = 1000,
         page_token: str | None = None,
     ) -> Page[Experiment]:
-        _check_max_results(max_results)
+        convert.check_max_results(max_results)
         offset = decode_page_token(page_token)
         query = sa.select(t.experiments).order_by(t.experiments.c.experiment_id)
         if lifecycle_stage is not None:
@@ -168,7 +167,7 @@ class SqlStore(MetadataStore):
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment:
         v.check_name(new_name, "experiment name")
-        key = _experiment_key(experiment_id)
+        key = convert.experiment_key(experiment_id)
         with self._write() as conn:
             clash = conn.execute(
                 sa.select(t.experiments.c.experiment_id).where(t.experiments.c.name == new_name)
@@ -183,13 +182,16 @@ class SqlStore(MetadataStore):
             raise InvalidState("the default experiment (id '0') cannot be deleted")
         with self._write() as conn:
             self._update_experiment(
-                conn, _experiment_key(experiment_id), experiment_id, lifecycle_stage=stage.value
+                conn,
+                convert.experiment_key(experiment_id),
+                experiment_id,
+                lifecycle_stage=stage.value,
             )
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         v.check_key(key, "tag key")
         value = v.tag_value(key, value)
-        exp_key = _experiment_key(experiment_id)
+        exp_key = convert.experiment_key(experiment_id)
         with self._write() as conn:
             self._update_experiment(conn, exp_key, experiment_id)
             self._upsert(
@@ -242,8 +244,8 @@ class SqlStore(MetadataStore):
         pid: int | None = None,
     ) -> Run:
         run_name = generate_run_name() if name is None else v.check_name(name, "run name")
-        tag_rows = _tag_rows(tags)
-        exp_key = _experiment_key(experiment_id)
+        tag_rows = convert.tag_rows(tags)
+        exp_key = convert.experiment_key(experiment_id)
         run_id = uuid.uuid4().hex
         start = now_ms() if start_time is None else v.check_timestamp(start_time)
         with self._write() as conn:
@@ -298,7 +300,7 @@ class SqlStore(MetadataStore):
     ) -> Run:
         values: dict[str, Any] = {}
         if status is not None:
-            values["status"] = _run_status(status).value
+            values["status"] = convert.run_status(status).value
         if end_time is not None:
             values["end_time"] = v.check_timestamp(end_time)
         if name is not None:
@@ -344,17 +346,17 @@ class SqlStore(MetadataStore):
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        series = _group_metrics(metrics)
+        series = convert.group_metrics(metrics)
         param_rows = {
             v.check_key(k, "param key"): v.param_value(k, val) for k, val in (params or {}).items()
         }
-        tag_rows = _tag_rows(tags)
+        tag_rows = convert.tag_rows(tags)
         self._retrying(self._log_batch, run_id, series, param_rows, tag_rows)
 
     def _log_batch(
         self,
         run_id: str,
-        series: dict[str, _Series],
+        series: dict[str, convert.Series],
         param_rows: dict[str, str],
         tag_rows: list[dict[str, str]],
     ) -> None:
@@ -371,7 +373,7 @@ class SqlStore(MetadataStore):
                     ["value"],
                 )
             if series:
-                conn.execute(t.metric_chunks.insert(), _chunk_rows(run_id, series))
+                conn.execute(t.metric_chunks.insert(), convert.chunk_rows(run_id, series))
                 self._update_latest(conn, run_id, series)
 
     def _insert_params(self, conn: sa.Connection, run_id: str, rows: dict[str, str]) -> None:
@@ -394,21 +396,10 @@ class SqlStore(MetadataStore):
         if new:
             conn.execute(t.params.insert(), new)
 
-    def _update_latest(self, conn: sa.Connection, run_id: str, series: dict[str, _Series]) -> None:
-        values = []
-        for key, (steps, vals, stamps) in series.items():
-            # the newest point: highest (step, timestamp); of equals, the one written last
-            i = max(reversed(range(len(steps))), key=lambda j: (steps[j], stamps[j]))
-            value = None if vals[i] != vals[i] else vals[i]  # NaN is stored as NULL
-            values.append(
-                {
-                    "run_id": run_id,
-                    "key": key,
-                    "value": value,
-                    "step": steps[i],
-                    "timestamp": stamps[i],
-                }
-            )
+    def _update_latest(
+        self, conn: sa.Connection, run_id: str, series: dict[str, convert.Series]
+    ) -> None:
+        values = convert.latest_rows(run_id, series)
         table = t.latest_metrics
         insert = _insert_for(self._dialect, table).values(values)
         excluded = insert.excluded
@@ -458,9 +449,11 @@ class SqlStore(MetadataStore):
         page_token: str | None = None,
         lifecycle_stage: LifecycleStage | None = LifecycleStage.ACTIVE,
     ) -> Page[Run]:
-        _check_max_results(max_results)
+        convert.check_max_results(max_results)
         offset = decode_page_token(page_token)
-        keys = None if experiment_ids is None else [_experiment_key(e) for e in experiment_ids]
+        keys = (
+            None if experiment_ids is None else [convert.experiment_key(e) for e in experiment_ids]
+        )
         query = compile_search(keys, filter, order_by, lifecycle_stage)
         with self._read() as conn:
             ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
@@ -489,7 +482,11 @@ class SqlStore(MetadataStore):
             sa.select(lm.run_id, lm.key, lm.value).where(lm.run_id.in_(ids))
         ):
             metrics[rid][key] = float("nan") if value is None else value
-        return [_run_entity(rows[i], params[i], metrics[i], tags[i]) for i in run_ids if i in rows]
+        return [
+            convert.run_entity(rows[i], params[i], metrics[i], tags[i])
+            for i in run_ids
+            if i in rows
+        ]
 
     def _run_stage(self, conn: sa.Connection, run_id: str) -> str:
         stage = conn.execute(
@@ -583,54 +580,12 @@ class SqlStore(MetadataStore):
         )
 
     def set_environment(self, run_id: str, environment: Environment) -> None:
-        packages = json.dumps(dict(sorted(environment.packages.items())), separators=(",", ":"))
-        digest = hashlib.sha256(
-            f"{environment.python_version}\n{environment.platform}\n{packages}".encode()
-        ).hexdigest()
+        shared, own = convert.environment_rows(run_id, environment)
         with self._write() as conn:
             self._check_writable(conn, run_id)
-            self._upsert(
-                conn,
-                t.environments,
-                [
-                    {
-                        "digest": digest,
-                        "python_version": environment.python_version,
-                        "platform": environment.platform,
-                        "packages": packages,
-                    }
-                ],
-                ["digest"],
-                [],
-            )
-            self._upsert(
-                conn,
-                t.run_environments,
-                [
-                    {
-                        "run_id": run_id,
-                        "environment_digest": digest,
-                        "git_commit": environment.git_commit,
-                        "git_dirty": environment.git_dirty,
-                        "git_branch": environment.git_branch,
-                        "command": json.dumps(list(environment.command)),
-                        "cwd": environment.cwd,
-                        "hostname": environment.hostname,
-                        "user": environment.user,
-                    }
-                ],
-                ["run_id"],
-                [
-                    "environment_digest",
-                    "git_commit",
-                    "git_dirty",
-                    "git_branch",
-                    "command",
-                    "cwd",
-                    "hostname",
-                    "user",
-                ],
-            )
+            self._upsert(conn, t.environments, [shared], ["digest"], [])
+            update = [c for c in own if c != "run_id"]
+            self._upsert(conn, t.run_environments, [own], ["run_id"], update)
 
     def get_environment(self, run_id: str) -> Environment | None:
         re_, env = t.run_environments.c, t.environments.c
@@ -641,20 +596,7 @@ class SqlStore(MetadataStore):
                 .join_from(t.run_environments, t.environments, re_.environment_digest == env.digest)
                 .where(re_.run_id == run_id)
             ).first()
-        if row is None:
-            return None
-        return Environment(
-            python_version=row.python_version,
-            platform=row.platform,
-            packages=json.loads(row.packages),
-            git_commit=row.git_commit,
-            git_dirty=row.git_dirty,
-            git_branch=row.git_branch,
-            command=tuple(json.loads(row.command)),
-            cwd=row.cwd,
-            hostname=row.hostname,
-            user=row.user,
-        )
+        return None if row is None else convert.environment_entity(row)
 
     # -- helpers -----------------------------------------------------------------------------
     def _upsert(
@@ -677,103 +619,3 @@ class SqlStore(MetadataStore):
 
 def _insert_for(dialect: str, table: sa.Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _experiment_key(experiment_id: str) -> int:
-    text = str(experiment_id)
-    if not text.isdigit():
-        raise InvalidArgument(
-            f"invalid experiment id {experiment_id!r}: experiment ids are non-negative integers "
-            "such as '0' (look experiments up by name with get_experiment_by_name)"
-        )
-    return int(text)
-
-
-def _run_status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(str(status).upper())
-    except ValueError:
-        valid = ", ".join(s.value for s in RunStatus)
-        raise InvalidArgument(f"invalid run status {status!r}: must be one of {valid}") from None
-
-
-def _check_max_results(max_results: int) -> None:
-    if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
-        raise InvalidArgument(f"invalid max_results {max_results!r}: must be from 1 to 50000")
-
-
-def _tag_rows(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
-    return [
-        {"key": v.check_key(k, "tag key"), "value": v.tag_value(k, val)}
-        for k, val in (tags or {}).items()
-    ]
-
-
-_Series = tuple[list[int], list[float], list[int]]  # steps, values, timestamps
-
-
-def _group_metrics(metrics: Sequence[Metric]) -> dict[str, _Series]:
-    """Validate metric points and group them by key (a timestamp of 0 means now)."""
-    grouped: dict[str, _Series] = {}
-    now = 0
-    check_key, check_value, check_step = v.check_key, v.check_metric_value, v.check_step
-    for key, value, step, ts in metrics:
-        found = grouped.get(key)
-        if found is None:
-            found = grouped[check_key(key, "metric key")] = ([], [], [])
-        steps, values, stamps = found
-        values.append(value if type(value) is float else check_value(key, value))
-        steps.append(step if type(step) is int else check_step(key, step))
-        if not ts:
-            now = now or now_ms()
-            ts = now
-        elif type(ts) is not int:
-            ts = v.check_timestamp(ts)
-        stamps.append(ts)
-    return grouped
-
-
-def _chunk_rows(run_id: str, grouped: dict[str, _Series]) -> list[dict[str, Any]]:
-    rows = []
-    size = series.MAX_CHUNK_POINTS
-    for key, (steps, values, stamps) in grouped.items():
-        for start in range(0, len(steps), size):
-            part = steps[start : start + size]
-            packed = series.encode(part, values[start : start + size], stamps[start : start + size])
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "key": key,
-                    "count": len(part),
-                    "min_step": min(part),
-                    "max_step": max(part),
-                    "steps": packed[0],
-                    "values": packed[1],
-                    "timestamps": packed[2],
-                }
-            )
-    return rows
-
-
-def _run_entity(
-    row: sa.Row[Any], params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]
-) -> Run:
-    return Run(
-        run_id=row.run_id,
-        experiment_id=str(row.experiment_id),
-        name=row.name,
-        status=RunStatus(row.status),
-        start_time=row.start_time,
-        end_time=row.end_time,
-        parent_run_id=row.parent_run_id,
-        user=row.user,
-        notes=row.notes,
-        artifact_uri=row.artifact_uri,
-        lifecycle_stage=LifecycleStage(row.lifecycle_stage),
-        host=row.host,
-        pid=row.pid,
-        heartbeat_time=row.heartbeat_time,
-        params=params,
-        metrics=metrics,
-        tags=tags,
-    )
