@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from loopml.core import series
 from loopml.core import validation as v
@@ -41,6 +40,7 @@ from loopml.store.sql.engine import WRITE, create_engine
 from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
 from loopml.store.sql.search import compile_search
+from loopml.store.sql.upsert import insert_for, upsert
 
 _LOCK_RETRIES = 5
 
@@ -50,7 +50,6 @@ class SqlStore(MetadataStore):
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        self._dialect = engine.dialect.name
 
     @classmethod
     def from_uri(
@@ -194,7 +193,7 @@ class SqlStore(MetadataStore):
         exp_key = convert.experiment_key(experiment_id)
         with self._write() as conn:
             self._update_experiment(conn, exp_key, experiment_id)
-            self._upsert(
+            upsert(
                 conn,
                 t.experiment_tags,
                 [{"experiment_id": exp_key, "key": key, "value": value}],
@@ -365,7 +364,7 @@ class SqlStore(MetadataStore):
             if param_rows:
                 self._insert_params(conn, run_id, param_rows)
             if tag_rows:
-                self._upsert(
+                upsert(
                     conn,
                     t.run_tags,
                     [{"run_id": run_id, **row} for row in tag_rows],
@@ -401,7 +400,7 @@ class SqlStore(MetadataStore):
     ) -> None:
         values = convert.latest_rows(run_id, series)
         table = t.latest_metrics
-        insert = _insert_for(self._dialect, table).values(values)
+        insert = insert_for(conn, table).values(values)
         excluded = insert.excluded
         newer = sa.or_(
             excluded.step > table.c.step,
@@ -519,7 +518,7 @@ class SqlStore(MetadataStore):
                             name=d.name, digest=d.digest, source=d.source, source_type=d.source_type
                         )
                     ).inserted_primary_key[0]  # type: ignore[index]
-                self._upsert(
+                upsert(
                     conn,
                     t.run_inputs,
                     [{"run_id": run_id, "dataset_id": dataset_id, "context": d.context}],
@@ -551,7 +550,7 @@ class SqlStore(MetadataStore):
         }
         with self._write() as conn:
             self._check_writable(conn, run_id)
-            self._upsert(
+            upsert(
                 conn,
                 t.run_artifacts,
                 [row],
@@ -583,9 +582,9 @@ class SqlStore(MetadataStore):
         shared, own = convert.environment_rows(run_id, environment)
         with self._write() as conn:
             self._check_writable(conn, run_id)
-            self._upsert(conn, t.environments, [shared], ["digest"], [])
+            upsert(conn, t.environments, [shared], ["digest"], [])
             update = [c for c in own if c != "run_id"]
-            self._upsert(conn, t.run_environments, [own], ["run_id"], update)
+            upsert(conn, t.run_environments, [own], ["run_id"], update)
 
     def get_environment(self, run_id: str) -> Environment | None:
         re_, env = t.run_environments.c, t.environments.c
@@ -597,25 +596,3 @@ class SqlStore(MetadataStore):
                 .where(re_.run_id == run_id)
             ).first()
         return None if row is None else convert.environment_entity(row)
-
-    # -- helpers -----------------------------------------------------------------------------
-    def _upsert(
-        self,
-        conn: sa.Connection,
-        table: sa.Table,
-        rows: list[dict[str, Any]],
-        keys: list[str],
-        update: list[str],
-    ) -> None:
-        insert = _insert_for(self._dialect, table).values(rows)
-        if update:
-            stmt = insert.on_conflict_do_update(
-                index_elements=keys, set_={c: insert.excluded[c] for c in update}
-            )
-        else:
-            stmt = insert.on_conflict_do_nothing(index_elements=keys)
-        conn.execute(stmt)
-
-
-def _insert_for(dialect: str, table: sa.Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
