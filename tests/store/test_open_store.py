@@ -47,5 +47,5 @@ def test_unreachable_postgres_is_store_unavailable_without_the_password() -> Non
 def test_sqlite_path_that_cannot_be_created_is_store_unavailable() -> None:
     from loopml.errors import StoreUnavailable
 
-    with pytest.raises(StoreUnavailable, match="/proc/nope/x.db"):
+    with pytest.raises(StoreUnavailable, match=r"/proc/nope/x\.db"):
         open_store("sqlite:////proc/nope/x.db")
