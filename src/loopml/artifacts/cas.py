@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from fsspec.core import url_to_fs
 
-from loopml.artifacts._atomic import begin_write
+from loopml.artifacts._atomic import PendingWrite, begin_write
 from loopml.artifacts._storage_errors import storage_errors
 from loopml.artifacts.digests import CHUNK_SIZE, check_digest, hash_file, read_chunks
 from loopml.artifacts.layout import (
@@ -156,14 +156,7 @@ class ArtifactStore:
                 block_size=_upload_block_size(size_hint),
             )
         try:
-            hasher = hashlib.sha256()
-            size = 0
-            for chunk in read_chunks(stream):
-                hasher.update(chunk)
-                size += len(chunk)
-                with self._storage(f"writing artifact {name!r}"):
-                    pending.write(chunk)
-            digest = hasher.hexdigest()
+            digest, size = self._write_hashing(stream, pending, f"artifact {name!r}")
             final_path = self._object_path(digest)
             with self._storage(f"publishing artifact {digest}"):
                 if self._object_info(final_path) is None:
@@ -435,15 +428,8 @@ class ArtifactStore:
                 block_size=_upload_block_size(size),
             )
         try:
-            hasher = hashlib.sha256()
-            written = 0
             with open_source() as source:
-                for chunk in read_chunks(source):
-                    hasher.update(chunk)
-                    written += len(chunk)
-                    with self._storage(f"writing artifact {digest}"):
-                        pending.write(chunk)
-            actual = hasher.hexdigest()
+                actual, written = self._write_hashing(source, pending, f"artifact {digest}")
             if actual != digest or written != size:
                 raise InvalidArgument(
                     f"{what} changed while it was being stored: it was {size} bytes with "
@@ -455,6 +441,19 @@ class ArtifactStore:
         except BaseException:
             pending.abort()
             raise
+
+    def _write_hashing(
+        self, source: SupportsRead[bytes], pending: PendingWrite, what: str
+    ) -> tuple[str, int]:
+        """Copy ``source`` into a pending write chunk by chunk; return its (digest, size)."""
+        hasher = hashlib.sha256()
+        size = 0
+        for chunk in read_chunks(source):
+            hasher.update(chunk)
+            size += len(chunk)
+            with self._storage(f"writing {what}"):
+                pending.write(chunk)
+        return hasher.hexdigest(), size
 
     def _open_object(
         self, digest: str, *, expected_size: int | None = None, listed_in: str | None = None
