@@ -20,6 +20,13 @@ from loopml.core.entities import (
     Run,
     RunStatus,
 )
+from loopml.core.registry import (
+    AliasMove,
+    Approval,
+    ModelVersion,
+    ModelVersionStatus,
+    RegisteredModel,
+)
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -171,6 +178,98 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def get_environment(self, run_id: str) -> Environment | None: ...
+
+    # -- model registry ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_registered_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        """Register a model name; ``AlreadyExists`` if taken."""
+
+    @abc.abstractmethod
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """The registered model with its tags, aliases and latest version; ``NotFound``."""
+
+    @abc.abstractmethod
+    def list_registered_models(
+        self, *, name_like: str = "", max_results: int = 1000, page_token: str | None = None
+    ) -> Page[RegisteredModel]:
+        """Registered models ordered by name; ``name_like`` is a LIKE pattern (``%`` any text)."""
+
+    @abc.abstractmethod
+    def update_registered_model(self, name: str, *, description: str) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        digest: str,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        created_by: str = "",
+        status: ModelVersionStatus = ModelVersionStatus.READY,
+    ) -> ModelVersion:
+        """Add the next version (1, 2, ...) of a registered model; numbering is atomic."""
+
+    @abc.abstractmethod
+    def get_model_version(self, name: str, version: int) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_model_versions(
+        self, name: str, *, max_results: int = 1000, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        """Versions of a model, newest first."""
+
+    @abc.abstractmethod
+    def update_model_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        status: ModelVersionStatus | None = None,
+    ) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str = "", reason: str = ""
+    ) -> AliasMove:
+        """Point ``alias`` at ``version`` atomically and record the move in the history."""
+
+    @abc.abstractmethod
+    def delete_alias(
+        self, name: str, alias: str, *, actor: str = "", reason: str = ""
+    ) -> AliasMove:
+        """Remove an alias (recorded in the history with ``to_version=None``)."""
+
+    @abc.abstractmethod
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at; ``NotFound`` names the aliases that exist."""
+
+    @abc.abstractmethod
+    def get_alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Every move of the model's aliases (or of one alias), oldest first."""
+
+    @abc.abstractmethod
+    def record_approval(
+        self, name: str, version: int, alias: str, *, approver: str, comment: str = ""
+    ) -> Approval:
+        """Record that ``approver`` approves ``version`` for ``alias`` (once per approver)."""
+
+    @abc.abstractmethod
+    def list_approvals(
+        self, name: str, *, version: int | None = None, alias: str | None = None
+    ) -> list[Approval]: ...
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -184,3 +184,108 @@ run_environments = sa.Table(
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Column("user", sa.String(250), nullable=False),
 )
+
+# -- model registry ------------------------------------------------------------------------------
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Versions are numbered by incrementing this under a row lock (UPDATE ... RETURNING).
+    sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
+)
+
+
+def _model_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("registered_models.name", ondelete="CASCADE")
+
+
+registered_model_tags = sa.Table(
+    "registered_model_tags",
+    metadata,
+    sa.Column("name", sa.String(250), _model_fk(), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(250), _model_fk(), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True, index=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(250), nullable=False, server_default=""),
+)
+
+
+def _version_fk() -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    )
+
+
+model_version_tags = sa.Table(
+    "model_version_tags",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    _version_fk(),
+)
+
+model_version_metrics = sa.Table(
+    "model_version_metrics",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Float(precision=53), nullable=True),  # NULL means NaN
+    _version_fk(),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(250), _model_fk(), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    _version_fk(),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(250), _model_fk(), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),
+    sa.Column("actor", sa.String(250), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Index(None, "name", "alias", "id"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(250), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("approver", sa.String(250), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("name", "version", "alias", "approver"),
+    _version_fk(),
+)
