@@ -18,6 +18,7 @@ __all__ = [
     "InvalidState",
     "LoopmlError",
     "NotFound",
+    "PromotionRefused",
     "SchemaOutdated",
     "StoreUnavailable",
     "error_from_dict",
@@ -89,6 +90,12 @@ class InvalidState(LoopmlError):
 
     code = "invalid_state"
     http_status = 409
+
+
+class PromotionRefused(InvalidState):
+    """A model version failed the promotion gates of an alias; ``details["gates"]`` says which."""
+
+    code = "promotion_refused"
 
 
 class CorruptArtifact(LoopmlError):
