@@ -193,3 +193,31 @@ def test_policy_round_trips_through_yaml_json_and_the_store(registry: ModelRegis
 def test_bad_policies_say_what_is_wrong(policy: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         PromotionPolicy.from_dict(policy)
+
+
+def test_beats_uses_the_newest_evaluation_of_each_version(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    champion = _logged_version(registry, tmp_path, 0.90)
+    registry.set_policy("fraud", POLICY)
+    registry.promote("fraud", champion, to="champion")
+    challenger = _logged_version(registry, tmp_path, 0.95)
+    _evaluate(registry, champion, 0.80)
+    _evaluate(registry, challenger, 0.50)  # an old, bad evaluation...
+    _evaluate(registry, challenger, 0.95)  # ...then a newer one on the same data
+    decision = registry.promote("fraud", challenger, to="champion")
+    beats = next(r for r in decision.results if r.gate.startswith("beats"))
+    assert beats.numbers["candidate"] == 0.95
+
+
+def test_policy_yaml_text_and_files_are_told_apart(
+    registry: ModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.client.store.create_registered_model("fraud")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aliases.yaml").write_text(POLICY)
+    from_file = registry.set_policy("fraud", Path("aliases.yaml"))
+    from_text = registry.set_policy("fraud", "# a comment first\n---\n" + POLICY + "#" * 300)
+    assert from_file == from_text
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        registry.set_policy("fraud", Path("missing.yaml"))

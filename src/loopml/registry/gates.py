@@ -188,10 +188,13 @@ class BeatsAlias(Gate):
             return GateResult(label, True, f"no version holds {self.alias!r} yet: nothing to beat")
         if holder == ctx.version:
             return GateResult(label, True, f"version {holder} already holds {self.alias!r}")
-        mine = {
-            e.dataset_digest: e for e in ctx.evaluations(ctx.version) if self.metric in e.metrics
-        }
-        theirs = {e.dataset_digest: e for e in ctx.evaluations(holder) if self.metric in e.metrics}
+        # Evaluations come newest first: keep the newest per dataset digest.
+        mine: dict[str, Evaluation] = {}
+        theirs: dict[str, Evaluation] = {}
+        for version, found in ((ctx.version, mine), (holder, theirs)):
+            for e in ctx.evaluations(version):
+                if self.metric in e.metrics:
+                    found.setdefault(e.dataset_digest, e)
         common = [
             e
             for d, e in mine.items()

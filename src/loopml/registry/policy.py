@@ -63,11 +63,10 @@ class PromotionPolicy:
         return cls(gates)
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | Path) -> PromotionPolicy:
+    def from_yaml(cls, text: str) -> PromotionPolicy:
+        """A policy from YAML text (use :meth:`from_file` for a file)."""
         import yaml
 
-        path = Path(text_or_path) if not str(text_or_path).lstrip().startswith("aliases") else None
-        text = path.read_text() if path is not None and path.is_file() else str(text_or_path)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -75,6 +74,14 @@ class PromotionPolicy:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"promotion policy must be a mapping, got {data!r}")
         return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PromotionPolicy:
+        """A policy from a YAML (or JSON, which is YAML) file."""
+        file = Path(path)
+        if not file.is_file():
+            raise InvalidArgument(f"promotion policy file {str(file)!r} does not exist")
+        return cls.from_yaml(file.read_text())
 
     @classmethod
     def from_json(cls, text: str) -> PromotionPolicy:

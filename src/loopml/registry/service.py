@@ -103,10 +103,13 @@ class ModelRegistry:
     def set_policy(
         self, name: str, policy: PromotionPolicy | Mapping[str, Any] | str | Path
     ) -> PromotionPolicy:
-        """Store the promotion policy of ``name`` (a policy, a dict, YAML text or a file)."""
+        """Store the promotion policy of ``name``: a policy, a dict, YAML text (a ``str``) or a
+        YAML file (a ``Path``)."""
         if isinstance(policy, Mapping):
             policy = PromotionPolicy.from_dict(policy)
-        elif isinstance(policy, (str, Path)):
+        elif isinstance(policy, Path):
+            policy = PromotionPolicy.from_file(policy)
+        elif isinstance(policy, str):
             policy = PromotionPolicy.from_yaml(policy)
         self._store.set_registered_model_tag(name, POLICY_TAG, policy.to_json())
         return policy

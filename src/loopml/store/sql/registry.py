@@ -319,6 +319,8 @@ class RegistryMixin(abc.ABC):
         if alias is not None:
             query = query.where(a.alias == alias)
         with self._read() as conn:
+            if not _model_exists(conn, name):
+                raise _model_not_found(conn, name)
             rows = conn.execute(query).all()
         return [Approval(r.name, r.version, r.alias, r.approver, r.comment, r.time) for r in rows]
 
