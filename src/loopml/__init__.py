@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from loopml._version import __version__
 
 if TYPE_CHECKING:
+    from loopml.autolog import autolog
     from loopml.core.entities import (
         ArtifactRef,
         DatasetInput,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
         Run,
         RunStatus,
     )
+    from loopml.evaluation import EvaluationResult, evaluate
+    from loopml.models.api import load_model, log_model
     from loopml.settings import Settings
     from loopml.tracking.client import Client
     from loopml.tracking.fluent import (
@@ -82,8 +85,13 @@ _LAZY: dict[str, str] = {
     "Run": "loopml.core.entities",
     "RunStatus": "loopml.core.entities",
     "Client": "loopml.tracking.client",
+    "load_model": "loopml.models.api",
+    "log_model": "loopml.models.api",
     "Settings": "loopml.settings",
     "errors": "loopml.errors",
+    "autolog": "loopml.autolog",
+    "evaluate": "loopml.evaluation",
+    "EvaluationResult": "loopml.evaluation",
 }
 
 __all__ = [
@@ -92,6 +100,7 @@ __all__ = [
     "Client",
     "DatasetInput",
     "Environment",
+    "EvaluationResult",
     "Experiment",
     "Metric",
     "Page",
@@ -100,10 +109,13 @@ __all__ = [
     "Settings",
     "__version__",
     "active_run",
+    "autolog",
     "end_run",
     "errors",
+    "evaluate",
     "flush",
     "get_client",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_batch",
@@ -112,6 +124,7 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",

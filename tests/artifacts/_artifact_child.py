@@ -18,6 +18,16 @@ import time
 from loopml.artifacts import ArtifactStore
 
 
+def _own_peak_kib() -> int:
+    """This program's peak resident memory, from /proc (VmHWM starts afresh at exec, unlike
+    ru_maxrss, which still counts the pages of the large parent this process was forked from)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 class EndlessStream(io.RawIOBase):
     """Yields a repeating byte pattern forever."""
 
@@ -55,6 +65,7 @@ def main(argv: list[str]) -> None:
             "put_seconds": round(stored - started, 2),
             "download_seconds": round(done - stored, 2),
             "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "peak_kib": _own_peak_kib(),
         }
         print(json.dumps(report), flush=True)
     else:

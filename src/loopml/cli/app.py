@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from loopml._version import __version__
-from loopml.cli import db, experiments, quickstart, runs
+from loopml.cli import db, experiments, models, quickstart, runs, serve
 from loopml.cli._common import print_error
 from loopml.errors import LoopmlError
 from loopml.tracking.client import Client
@@ -43,8 +43,10 @@ app = typer.Typer(
 )
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.command("quickstart")(quickstart.quickstart)
+app.command("serve")(serve.serve)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,48 @@
+"""scikit-learn estimators and pipelines, saved with joblib."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from loopml.models.flavor import Flavor
+
+_FILE = "model.joblib"
+_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+
+
+class SklearnFlavor(Flavor):
+    """Any scikit-learn estimator (``BaseEstimator``), a Pipeline included."""
+
+    name: ClassVar[str] = "sklearn"
+    packages: ClassVar[tuple[str, ...]] = ("scikit-learn", "numpy", "scipy", "joblib")
+
+    def accepts(self, model: Any) -> bool:
+        if "sklearn" not in sys.modules:  # a scikit-learn object implies the module is loaded
+            return False
+        from sklearn.base import BaseEstimator
+
+        return isinstance(model, BaseEstimator)
+
+    def save(self, model: Any, path: Path, *, input_example: Any = None) -> dict[str, Any]:
+        import joblib
+
+        joblib.dump(model, path / _FILE)
+        return {"file": _FILE, "serializer": "joblib", "class": _class_name(model)}
+
+    def load(self, path: Path, config: dict[str, Any]) -> Any:
+        import joblib
+
+        return joblib.load(path / str(config.get("file", _FILE)))
+
+    def methods(self, model: Any) -> tuple[str, ...]:
+        return tuple(m for m in _METHODS if hasattr(model, m))
+
+    def predict(self, model: Any, data: Any, method: str) -> Any:
+        return getattr(model, method)(data)
+
+
+def _class_name(model: Any) -> str:
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
