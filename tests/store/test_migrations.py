@@ -51,3 +51,9 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path) -> None:  # type:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 12_000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_the_head_constant_names_the_newest_migration() -> None:
+    from loopml.store.sql.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION
