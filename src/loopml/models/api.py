@@ -320,14 +320,17 @@ def _register(
     return version.version
 
 
-def load_model(uri: str | os.PathLike[str], *, client: Client | None = None) -> Predictor:
+def load_model(
+    uri: str | os.PathLike[str], *, client: Client | None = None, onnx_fast_path: bool = True
+) -> Predictor:
     """Load the model at ``uri``: a local folder, ``file://`` path, ``runs:/<run_id>/<path>``,
     ``models:/<name>/<version>``, ``models:/<name>/latest`` or ``models:/<name>@<alias>``.
 
     Run artifacts are downloaded once into ``<workspace>/cache/models/<digest>/`` and loaded
-    from there afterwards.
+    from there afterwards. A scikit-learn model saved with a faithful ONNX twin predicts
+    through ONNX Runtime unless ``onnx_fast_path=False``.
     """
     from loopml.models.uri import resolve_model_uri
 
     folder = resolve_model_uri(uri, client)
-    return load_folder(folder, uri=str(uri))
+    return load_folder(folder, uri=str(uri), onnx_fast_path=onnx_fast_path)

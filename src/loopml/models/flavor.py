@@ -87,6 +87,10 @@ class Flavor(abc.ABC):
         """The distributions to pin for this particular model (default: ``packages``)."""
         return self.packages
 
+    def unwrap(self, loaded: Any) -> Any:
+        """The user's model object from what :meth:`load` returned (default: the same)."""
+        return loaded
+
     def takes_dataframe(self, model: Any) -> bool:
         """Whether the model wants a DataFrame with named columns (rather than an array) when
         its signature has columns. Default: it was fitted on one (``feature_names_in_``)."""

@@ -66,7 +66,7 @@ class Predictor:
     @property
     def native(self) -> Any:
         """The underlying model object (estimator, booster, module, session ...)."""
-        return self._native
+        return self._flavor.unwrap(self._native)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -138,13 +138,17 @@ def _as_output(result: Any) -> Any:
     return result
 
 
-def load_folder(path: Path, *, uri: str | None = None) -> Predictor:
-    """Load the model folder ``path`` (its ``code/`` folder goes on ``sys.path`` first)."""
+def load_folder(path: Path, *, uri: str | None = None, onnx_fast_path: bool = True) -> Predictor:
+    """Load the model folder ``path`` (its ``code/`` folder goes on ``sys.path`` first).
+
+    ``onnx_fast_path=False`` serves a scikit-learn model with its ONNX twin through the
+    estimator itself (see :mod:`loopml.models.flavors._sklearn_onnx`).
+    """
     meta = read_metadata(path)
     flavor = get_flavor(meta.flavor)
     if meta.code:
         add_code_path(path / meta.code)
-    native = flavor.load(path, dict(meta.flavor_config))
+    native = flavor.load(path, {**meta.flavor_config, "use_onnx_twin": onnx_fast_path})
     return Predictor(path, meta, flavor, native, uri=uri)
 
 
