@@ -20,8 +20,9 @@ breast_cancer data (569 rows, 30 features). Both sides use the same scikit-learn
    One warm-up round, then the median of 5 rounds. ``load_ratio`` = MLflow / loopml with an
    empty cache (like with like), ``load_ratio_cached`` = MLflow / loopml with a filled cache.
    Two references run in the same rounds, outside the comparison: loopml's ``model.joblib``
-   loaded by ``joblib.load`` alone (the floor for any loader of this model, giving
-   ``load_ratio_ceiling``), and loopml loading the ONNX conversion (``load_ratio_onnx``).
+   loaded by ``joblib.load`` alone (the floor for any loader that runs scikit-learn itself,
+   giving ``load_ratio_ceiling``; loopml's ONNX fast path does not), and loopml loading the
+   float32 ONNX conversion (``load_ratio_onnx``).
 2. Single-row latency of ``predict_proba``: scikit-learn itself, loopml's Predictor on the
    scikit-learn model, an ONNX Runtime session (the pipeline converted with
    ``loopml.packaging.build(uri, "onnx", ...)``, one intra-op thread) called directly, and
@@ -670,7 +671,7 @@ def notes(f: Figures, sizes: Sizes) -> list[str]:
     out = [
         f"goal: MLflow / loopml (empty cache) >= {LOAD_GOAL:g}x: {verdict}",
         "'ref: joblib.load alone': loopml's model.joblib loaded by joblib, no tracking library: "
-        "the floor for any loader of this model, so its ratio is the best one possible here",
+        "the floor for any loader that runs scikit-learn itself (loopml's ONNX twin does not)",
         "'ref: loopml, ONNX model': the same pipeline converted to ONNX, logged to the same run "
         "and loaded by loopml with an empty cache; another format, so not like with like",
         f"cold: median of {sizes.cold_repeats} fresh interpreters per column, after one "
