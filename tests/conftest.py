@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import loopml
 from loopml.store.sql import SqlStore
 from loopml.store.sql import schema as t
 from loopml.store.sql.engine import create_engine
 from loopml.store.sql.migrate import upgrade
+from loopml.tracking import fluent
 
 POSTGRES_URL = os.environ.get("LOOPML_TEST_POSTGRES_URL", "")
 needs_postgres = pytest.mark.skipif(
@@ -82,3 +84,15 @@ def store(store_uri: str) -> Iterator[SqlStore]:
     s = SqlStore.from_uri(store_uri)
     yield s
     s.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[loopml.Client]:
+    """The fluent API pointed at a fresh workspace; open runs ended and the client reset after."""
+    c = loopml.set_tracking(
+        f"sqlite:///{tmp_path / 'ws' / 'loopml.db'}", artifact_uri=str(tmp_path / "a")
+    )
+    yield c
+    loopml.end_run()
+    fluent._client = None
+    c.close()

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-import loopml
-from loopml.tracking import fluent
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[loopml.Client]:
-    c = loopml.set_tracking(
-        f"sqlite:///{tmp_path / 'ws' / 'loopml.db'}", artifact_uri=str(tmp_path / "a")
-    )
-    yield c
-    loopml.end_run()
-    fluent._client = None
-    c.close()
 
 
 @dataclass(frozen=True)

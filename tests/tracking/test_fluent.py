@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,6 @@ import pytest
 import loopml
 from loopml.core.entities import RunStatus
 from loopml.errors import InvalidArgument, InvalidState
-from loopml.tracking import fluent
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[loopml.Client]:
-    c = loopml.set_tracking(
-        f"sqlite:///{tmp_path / 'ws' / 'loopml.db'}", artifact_uri=str(tmp_path / "artifacts")
-    )
-    yield c
-    loopml.end_run()
-    fluent._client = None
-    c.close()
 
 
 def test_run_block_finishes_the_run_and_keeps_what_was_logged(client: loopml.Client) -> None:
