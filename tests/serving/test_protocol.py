@@ -77,3 +77,20 @@ def test_outputs_become_plain_json_values() -> None:
     ]
     assert protocol.to_json_values([np.int64(3), np.float32(0.5)]) == [3, 0.5]
     assert protocol.dump_json({"a": np.arange(2)}) == b'{"a":[0,1]}'
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        np.array([1, 0, 1]),
+        np.array([[0.25, 0.75], [0.5, 0.5]]),
+        np.array([[0.25, 0.75], [0.5, 0.5]])[:, ::-1],  # not contiguous
+        np.array([0.5, math.nan, math.inf]),
+        np.array([True, False]),
+        np.array(["a", "b"], dtype=object),
+    ],
+)
+def test_json_output_writes_the_same_json_as_plain_values(output: np.ndarray) -> None:
+    assert protocol.dump_json(protocol.json_output(output)) == protocol.dump_json(
+        protocol.to_json_values(output)
+    )

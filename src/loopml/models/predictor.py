@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,19 +102,25 @@ class Predictor:
 
     def call(self, method: str, data: Any) -> Any:
         """Call the model's ``method`` (one of :attr:`methods`) on ``data``."""
-        if method not in self._metadata.methods:
-            raise InvalidState(
-                f"the {self.flavor} model {self._uri!r} has no method {method!r}; its methods "
-                f"are: {', '.join(self._metadata.methods)}",
-                method=method,
-                methods=list(self._metadata.methods),
-            )
+        return self.call_many((method,), data)[method]
+
+    def call_many(self, methods: Sequence[str], data: Any) -> dict[str, Any]:
+        """Call several methods on the same ``data``, checking it against the signature once
+        (e.g. ``("predict", "predict_proba")`` for a server answering both)."""
+        for method in methods:
+            if method not in self._metadata.methods:
+                raise InvalidState(
+                    f"the {self.flavor} model {self._uri!r} has no method {method!r}; its "
+                    f"methods are: {', '.join(self._metadata.methods)}",
+                    method=method,
+                    methods=list(self._metadata.methods),
+                )
         prepared = enforce_signature(
             data,
             self._metadata.signature,
             dataframe=self._metadata.input_format == "dataframe",
         )
-        return _as_output(self._flavor.predict(self._native, prepared, method))
+        return {m: _as_output(self._flavor.predict(self._native, prepared, m)) for m in methods}
 
     def __repr__(self) -> str:
         return (

@@ -37,7 +37,7 @@ class ServablePredictor(Protocol):
 
     def predict(self, data: Any) -> Any: ...
 
-    def predict_proba(self, data: Any) -> Any: ...
+    def call_many(self, methods: Sequence[str], data: Any) -> dict[str, Any]: ...
 
 
 def create_app(
@@ -68,7 +68,7 @@ def create_app(
         else:
             return _unsupported(media, (protocol.MEDIA_JSON, protocol.MEDIA_CSV))
         output = await run_in_threadpool(_call, predictor.predict, data)
-        return _json({"predictions": protocol.to_json_values(output)})
+        return _json({"predictions": protocol.json_output(output)})
 
     async def predict(request: Request) -> Response:
         media = protocol.media_type_of(request.headers.get("content-type"))
@@ -82,15 +82,12 @@ def create_app(
                 methods=list(predictor.methods),
             )
         data = protocol.parse_records(protocol.load_json(await request.body()))
-        result: dict[str, Any] = {
-            "predictions": protocol.to_json_values(
-                await run_in_threadpool(_call, predictor.predict, data)
-            )
-        }
+        methods = ("predict", "predict_proba") if want_proba else ("predict",)
+        # One thread hop and one signature check for both outputs.
+        outputs = await run_in_threadpool(_call, predictor.call_many, methods, data)
+        result = {"predictions": protocol.json_output(outputs["predict"])}
         if want_proba:
-            result["probabilities"] = protocol.to_json_values(
-                await run_in_threadpool(_call, predictor.predict_proba, data)
-            )
+            result["probabilities"] = protocol.json_output(outputs["predict_proba"])
         return _json(result)
 
     async def on_loopml_error(request: Request, exc: Exception) -> Response:
@@ -154,10 +151,10 @@ _ROUTES = (
 )
 
 
-def _call(method: Any, data: Any) -> Any:
+def _call(method: Any, *args: Any) -> Any:
     """Run a model method; input the model rejects becomes :class:`InvalidArgument`."""
     try:
-        return method(data)
+        return method(*args)
     except LoopmlError:
         raise
     except _MODEL_INPUT_ERRORS as exc:

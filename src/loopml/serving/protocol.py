@@ -26,6 +26,7 @@ __all__ = [
     "MEDIA_CSV",
     "MEDIA_JSON",
     "dump_json",
+    "json_output",
     "load_json",
     "media_type_of",
     "parse_csv",
@@ -152,6 +153,19 @@ def to_json_values(output: Any) -> Any:
     if isinstance(output, Sequence) and not isinstance(output, (str, bytes)):
         return [_plain(v) for v in output]
     return _plain(output)
+
+
+def json_output(output: Any) -> Any:
+    """Model output ready for :func:`dump_json`: like :func:`to_json_values`, but a numeric
+    NumPy array without NaN or infinity is passed through for orjson to write natively, instead
+    of being copied into Python lists and walked element by element (the response hot path)."""
+    kind = getattr(getattr(output, "dtype", None), "kind", "")
+    if type(output).__name__ == "ndarray" and kind in "iubf" and kind:
+        import numpy as np
+
+        if kind != "f" or bool(np.isfinite(output).all()):
+            return np.ascontiguousarray(output)
+    return to_json_values(output)
 
 
 def dump_json(value: Any) -> bytes:

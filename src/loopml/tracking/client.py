@@ -75,6 +75,7 @@ class Client:
         self._store: MetadataStore | None = None
         self._buffer: MetricBuffer | None = None
         self._artifact_stores: dict[str, ArtifactStore] = {}
+        self._run_roots: dict[str, str] = {}  # run id -> artifact root (fixed at creation)
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -265,10 +266,12 @@ class Client:
     ) -> None:
         """Buffer one metric point; it is written within ``flush_interval_s``."""
         key = v.check_key(key, "metric key")
-        value = v.check_metric_value(key, value)
-        step = v.check_step(key, step)
+        if type(value) is not float:  # the checks' own fast paths, inlined: this is hot
+            value = v.check_metric_value(key, value)
+        if type(step) is not int:
+            step = v.check_step(key, step)
         ts = time.time_ns() // 1_000_000 if timestamp is None else v.check_timestamp(timestamp)
-        self._metrics.add(run_id, Metric(key, value, step, ts))
+        (self._buffer or self._metrics).add(run_id, Metric(key, value, step, ts))
 
     def log_metrics(
         self,
@@ -323,7 +326,10 @@ class Client:
 
     # -- artifacts ---------------------------------------------------------------------------
     def _artifacts_of(self, run_id: str) -> ArtifactStore:
-        return self.artifact_store(self.store.get_run(run_id).artifact_uri or None)
+        root = self._run_roots.get(run_id)
+        if root is None:
+            root = self._run_roots[run_id] = self.store.get_run(run_id).artifact_uri
+        return self.artifact_store(root or None)
 
     def _record(self, run_id: str, ref: ArtifactRef, name: str | None) -> ArtifactRef:
         ref = dataclasses.replace(ref, path=name or ref.path, created_at=now_ms())

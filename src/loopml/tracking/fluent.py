@@ -13,13 +13,11 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from loopml.core import validation as v
 from loopml.core.entities import ArtifactRef, DatasetInput, Metric, Run, RunStatus
 from loopml.errors import InvalidArgument, InvalidState
 from loopml.tracking.client import Client
@@ -176,13 +174,7 @@ def _run_id() -> str:
 def log_metric(key: str, value: float, step: int = 0, *, timestamp: int | None = None) -> None:
     """Log one metric point to the active run (buffered; written within a second)."""
     run_id = _stack[-1].run_id if _stack else _run_id()
-    key = v.check_key(key, "metric key")
-    value = v.check_metric_value(key, value)
-    if type(step) is not int:
-        step = v.check_step(key, step)
-    ts = time.time_ns() // 1_000_000 if timestamp is None else v.check_timestamp(timestamp)
-    client = _client or get_client()
-    client._metrics.add(run_id, Metric(key, value, step, ts))
+    (_client or get_client()).log_metric(run_id, key, value, step=step, timestamp=timestamp)
 
 
 def log_metrics(

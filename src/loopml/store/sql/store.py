@@ -570,10 +570,17 @@ class SqlStore(RegistryMixin, MetadataStore):
         return [ArtifactRef(p, d, s, ArtifactKind(k), c) for p, d, s, k, c in rows]
 
     def get_artifact(self, run_id: str, path: str) -> ArtifactRef:
-        refs = self.list_artifacts(run_id)
-        for ref in refs:
-            if ref.path == path:
-                return ref
+        a = t.run_artifacts.c
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(a.path, a.digest, a.size, a.kind, a.created_at).where(
+                    a.run_id == run_id, a.path == path
+                )
+            ).first()
+        if row is not None:
+            p, d, s, k, c = row
+            return ArtifactRef(p, d, s, ArtifactKind(k), c)
+        refs = self.list_artifacts(run_id)  # NotFound for an unknown run; else name the paths
         known = ", ".join(repr(r.path) for r in refs[:20]) or "none"
         raise NotFound(
             f"run {run_id!r} has no artifact {path!r} (it has: {known})", id=run_id, path=path
