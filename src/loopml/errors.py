@@ -18,6 +18,7 @@ __all__ = [
     "InvalidState",
     "LoopmlError",
     "NotFound",
+    "Overloaded",
     "PromotionRefused",
     "SchemaOutdated",
     "StoreUnavailable",
@@ -116,6 +117,13 @@ class StoreUnavailable(LoopmlError):
     """The metadata store or artifact storage could not be reached or opened."""
 
     code = "store_unavailable"
+    http_status = 503
+
+
+class Overloaded(LoopmlError):
+    """The server cannot take the request in time; retry after ``details["retry_after_s"]``."""
+
+    code = "overloaded"
     http_status = 503
 
 
