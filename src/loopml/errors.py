@@ -19,6 +19,7 @@ __all__ = [
     "LoopmlError",
     "NotFound",
     "Overloaded",
+    "PayloadTooLarge",
     "PromotionRefused",
     "SchemaOutdated",
     "StoreUnavailable",
@@ -70,6 +71,13 @@ class FilterSyntaxError(InvalidArgument):
         super().__init__(f"{message}{pointer}", text=text, position=position)
         self.text = text
         self.position = position
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A request body is larger than the server accepts; ``details["limit"]`` is the limit."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 class NotFound(LoopmlError, LookupError):

@@ -86,6 +86,9 @@ def regressor(tmp_path_factory: pytest.TempPathFactory) -> SavedModel:
 class RunningServer:
     url: str
     client: httpx.Client
+    app: Any = None
+    server: Any = None  # the uvicorn.Server, to stop it gracefully from a test
+    thread: Any = None
 
 
 StartServer = Callable[..., RunningServer]
@@ -108,7 +111,7 @@ def start_server() -> Iterator[StartServer]:
         wait_until_up(f"{url}/ping", timeout=30)
         client = httpx.Client(base_url=url, timeout=30)
         running.append((server, thread, client))
-        return RunningServer(url, client)
+        return RunningServer(url, client, app, server, thread)
 
     yield start
     for server, thread, client in running:
@@ -145,3 +148,47 @@ def server_process() -> Iterator[Callable[..., tuple[str, subprocess.Popen[str]]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate()
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A workspace whose registry holds ``cancer`` versions 1-3 (three logistic regressions on
+    breast_cancer with different regularisation), ``champion`` -> 1, ``challenger`` -> 2."""
+
+    client: Any  # loopml.Client
+    X: Any
+    y: Any
+    natives: dict[int, Any]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import loopml
+    from loopml.models import log_model
+    from loopml.registry import ModelRegistry
+    from loopml.settings import Settings
+
+    root = tmp_path_factory.mktemp("registry")
+    client = loopml.Client(
+        f"sqlite:///{root / 'loopml.db'}",
+        artifact_uri=str(root / "artifacts"),
+        settings=Settings(workspace=root / "ws"),
+    )
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    registry = ModelRegistry(client)
+    natives: dict[int, Any] = {}
+    for c in (1.0, 0.01, 0.0001):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(X, y)
+        run = client.create_run(name=f"C={c}", capture_environment=False)
+        logged = log_model(model, input_example=X.head(5), run_id=run.run_id, client=client)
+        version = registry.register_model(logged.uri, "cancer")
+        natives[version.version] = model
+    registry.set_alias("cancer", "champion", 1)
+    registry.set_alias("cancer", "challenger", 2)
+    yield Registry(client, X, y, natives)
+    client.close()

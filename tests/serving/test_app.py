@@ -90,7 +90,10 @@ def test_predict_with_probabilities(served: RunningServer, classifier: SavedMode
     records = frame.to_dict(orient="records")
     plain = served.client.post("/predict", json={"records": records})
     assert plain.status_code == 200, plain.text
-    assert plain.json() == {"predictions": classifier.native.predict(frame).tolist()}
+    answer = plain.json()
+    assert answer["predictions"] == classifier.native.predict(frame).tolist()
+    assert (answer["model_name"], answer["model_version"]) == ("cancer", "3")
+    assert answer["request_id"] == plain.headers["x-request-id"]
 
     as_list = served.client.post("/predict", json=records, params={"proba": "true"})
     body = as_list.json()

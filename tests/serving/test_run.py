@@ -61,7 +61,7 @@ def test_a_missing_model_is_one_line_and_exit_1(tmp_path: Path) -> None:
             [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False
         )
         assert done.returncode == 1, done.stderr
-        assert done.stderr.startswith("error: ") and "is not a folder" in done.stderr
+        assert done.stderr.startswith("error: ") and "no model folder at" in done.stderr
         assert "Traceback" not in done.stderr
 
 

@@ -91,6 +91,11 @@ class Flavor(abc.ABC):
         """The user's model object from what :meth:`load` returned (default: the same)."""
         return loaded
 
+    def runtime(self, loaded: Any) -> str:
+        """What executes the loaded model, e.g. ``"onnxruntime"`` for a scikit-learn model
+        served by its ONNX twin (default: the flavor's name)."""
+        return self.name
+
     def takes_dataframe(self, model: Any) -> bool:
         """Whether the model wants a DataFrame with named columns (rather than an array) when
         its signature has columns. Default: it was fitted on one (``feature_names_in_``)."""

@@ -70,6 +70,12 @@ class Predictor:
         return self._flavor.unwrap(self._native)
 
     @property
+    def runtime(self) -> str:
+        """What executes the model: ``"onnxruntime"`` when a scikit-learn model is served by its
+        ONNX twin, otherwise the flavor's own runtime (e.g. ``"sklearn"``)."""
+        return self._flavor.runtime(self._native)
+
+    @property
     def methods(self) -> tuple[str, ...]:
         return self._metadata.methods
 
@@ -107,6 +113,11 @@ class Predictor:
     def call_many(self, methods: Sequence[str], data: Any) -> dict[str, Any]:
         """Call several methods on the same ``data``, checking it against the signature once
         (e.g. ``("predict", "predict_proba")`` for a server answering both)."""
+        self.check_methods(methods)
+        return self.call_prepared(methods, self.prepare(data))
+
+    def check_methods(self, methods: Sequence[str]) -> None:
+        """:class:`InvalidState` naming the valid methods unless the model has all ``methods``."""
         for method in methods:
             if method not in self._metadata.methods:
                 raise InvalidState(
@@ -115,11 +126,19 @@ class Predictor:
                     method=method,
                     methods=list(self._metadata.methods),
                 )
-        prepared = enforce_signature(
+
+    def prepare(self, data: Any) -> Any:
+        """``data`` checked against the signature and converted for the model (what
+        :meth:`call_prepared` takes). A server prepares each request on its own, so bad input
+        fails alone, then scores many prepared requests in one batch."""
+        return enforce_signature(
             data,
             self._metadata.signature,
             dataframe=self._metadata.input_format == "dataframe",
         )
+
+    def call_prepared(self, methods: Sequence[str], prepared: Any) -> dict[str, Any]:
+        """Call ``methods`` on input that :meth:`prepare` returned (no checks repeated)."""
         return {m: _as_output(self._flavor.predict(self._native, prepared, m)) for m in methods}
 
     def __repr__(self) -> str:

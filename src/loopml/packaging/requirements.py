@@ -12,7 +12,17 @@ from loopml.errors import InvalidState
 __all__ = ["SERVER_PACKAGES", "canonical_name", "installed_pin", "serving_requirements"]
 
 # What ``python -m loopml.serving`` imports besides loopml's own dependencies.
-SERVER_PACKAGES = ("starlette", "uvicorn", "orjson", "pandas", "numpy")
+SERVER_PACKAGES = (
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "orjson",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "prometheus-client",
+)
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

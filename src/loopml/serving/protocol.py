@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -25,11 +25,13 @@ __all__ = [
     "INVOCATION_KEYS",
     "MEDIA_CSV",
     "MEDIA_JSON",
+    "FeedbackItem",
     "dump_json",
     "json_output",
     "load_json",
     "media_type_of",
     "parse_csv",
+    "parse_feedback",
     "parse_invocation",
     "parse_records",
     "to_json_values",
@@ -67,7 +69,7 @@ def parse_invocation(payload: Any) -> pd.DataFrame | np.ndarray[Any, Any]:
             f"{_keys_text()}, got a JSON {_json_kind(payload)}"
         )
     given = [key for key in payload if key in INVOCATION_KEYS]
-    unknown = sorted(str(key) for key in payload if key not in INVOCATION_KEYS)
+    unknown = sorted(str(key) for key in payload if key not in (*INVOCATION_KEYS, "params"))
     if unknown:
         raise InvalidArgument(
             f"unknown field(s) {', '.join(map(repr, unknown))} in the /invocations body; "
@@ -281,3 +283,68 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "an empty list" if not value else f"a list of {_json_kind(value[0])}s"
     return f"a JSON {_json_kind(value)}"
+
+
+# -- /feedback -------------------------------------------------------------------------------
+class FeedbackItem(NamedTuple):
+    """Ground truth for the prediction answered under ``request_id`` (one value per row, or a
+    single value for a one-row request); ``model`` is needed only when several are served."""
+
+    request_id: str
+    ground_truth: Any
+    model: str | None
+
+
+_FEEDBACK_SHAPE = (
+    '{"request_id": "...", "ground_truth": <value or list, one per row>, "model"?: "name"} or '
+    '{"feedback": [<such objects>, ...]}'
+)
+
+
+def parse_feedback(payload: Any) -> list[FeedbackItem]:
+    """The feedback items of a ``/feedback`` body (one object, or ``{"feedback": [...]}``)."""
+    if isinstance(payload, Mapping) and "feedback" in payload:
+        extra = sorted(str(key) for key in payload if key != "feedback")
+        items = payload["feedback"]
+        if extra or not isinstance(items, list) or not items:
+            raise InvalidArgument(
+                f"/feedback takes {_FEEDBACK_SHAPE}; 'feedback' must be a non-empty list and "
+                f"alone, got {_describe(items)}" + (f" with {', '.join(extra)}" if extra else "")
+            )
+        return [_feedback_item(item, f"feedback[{i}]") for i, item in enumerate(items)]
+    return [_feedback_item(payload, "the body")]
+
+
+def _feedback_item(value: Any, where: str) -> FeedbackItem:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"{where} must be an object: {_FEEDBACK_SHAPE}")
+    unknown = sorted(str(k) for k in value if k not in ("request_id", "ground_truth", "model"))
+    if unknown:
+        raise InvalidArgument(
+            f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; valid fields are "
+            "'request_id', 'ground_truth' and 'model'"
+        )
+    request_id = value.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidArgument(
+            f"{where} needs 'request_id', the X-Request-Id of the prediction (a non-empty "
+            f"string), got {_describe(request_id)}"
+        )
+    if "ground_truth" not in value or value["ground_truth"] is None:
+        raise InvalidArgument(
+            f"{where} needs 'ground_truth': the true value (or a list with one per row) for "
+            f"request {request_id!r}"
+        )
+    truth = value["ground_truth"]
+    if isinstance(truth, Mapping) or (
+        isinstance(truth, list)
+        and (not truth or any(isinstance(t, (list, Mapping)) for t in truth))
+    ):
+        raise InvalidArgument(
+            f"{where}: 'ground_truth' must be a number, string or boolean, or a non-empty list "
+            f"of them (one per row), got {_describe(truth)}"
+        )
+    model = value.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidArgument(f"{where}: 'model' must be a model name, got {_describe(model)}")
+    return FeedbackItem(request_id, truth, model)

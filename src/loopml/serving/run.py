@@ -1,87 +1,123 @@
-"""Load a model and run the server on uvicorn: what ``python -m loopml.serving`` and
-``loopml serve`` call.
+"""Run the model server on uvicorn: what ``loopml serve`` and ``python -m loopml.serving`` call.
 
-With several workers each process loads the model itself from the resolved folder, which the
-parent passes down in environment variables.
+Every model is loaded (and warmed up) before the port is bound, so a broken model fails the
+start. With several workers, uvicorn starts one process per worker; each loads the models
+itself from the configuration the parent passes down as JSON in an environment variable, and
+Prometheus metrics are aggregated across them through a shared folder. Each process keeps one
+thread for BLAS, OpenMP, ONNX Runtime and torch, so workers do not fight over cores.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import shutil
+import tempfile
 from typing import TYPE_CHECKING
 
 from loopml.errors import InvalidArgument
-from loopml.serving.source import ModelSource, resolve_source
+from loopml.serving.config import ServeConfig, default_workers
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from loopml.tracking.client import Client
 
-__all__ = ["app_from_env", "build_app", "serve"]
+__all__ = ["app_from_env", "limit_threads", "serve"]
 
-# What a worker process reads to load the model when uvicorn runs several of them.
-ENV_MODEL_DIR = "LOOPML_SERVING_MODEL_DIR"
-ENV_MODEL_NAME = "LOOPML_SERVING_MODEL_NAME"
-ENV_MODEL_VERSION = "LOOPML_SERVING_MODEL_VERSION"
+ENV_CONFIG = "LOOPML_SERVING_CONFIG"
+ENV_STORE = "LOOPML_SERVING_STORE_URI"
+ENV_ARTIFACTS = "LOOPML_SERVING_ARTIFACT_URI"
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
-def build_app(source: ModelSource) -> Starlette:
-    """Load the model in ``source`` and wrap it in the server app."""
-    from loopml.models import load_model
-    from loopml.serving.app import create_app
-
-    predictor = load_model(str(source.path))
-    return create_app(predictor, model_name=source.name, model_version=source.version)
+def limit_threads() -> None:
+    """One compute thread per process for every numeric library (set before they load;
+    libraries already loaded are limited through threadpoolctl when it is installed)."""
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:
+        return
+    threadpool_limits(1)
 
 
 def app_from_env() -> Starlette:
-    """The app factory each uvicorn worker calls (the parent set the variables)."""
-    folder = os.environ.get(ENV_MODEL_DIR)
-    if not folder:
-        raise InvalidArgument(f"{ENV_MODEL_DIR} is not set; start the server with serve()")
-    return build_app(
-        ModelSource(
-            path=Path(folder),
-            name=os.environ.get(ENV_MODEL_NAME, Path(folder).name),
-            version=os.environ.get(ENV_MODEL_VERSION, ""),
-        )
-    )
+    """The app factory each uvicorn worker process calls (the parent set the variables)."""
+    from loopml.serving.app import build_app
+
+    text = os.environ.get(ENV_CONFIG)
+    if not text:
+        raise InvalidArgument(f"{ENV_CONFIG} is not set; start the server with serve()")
+    limit_threads()
+    return build_app(ServeConfig.from_json(text), _client_from_env())
 
 
 def serve(
-    uri: str,
+    config: ServeConfig,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
-    workers: int = 1,
+    workers: int | None = None,
     client: Client | None = None,
-    name: str | None = None,
-    version: str | None = None,
 ) -> None:
-    """Serve the model at ``uri`` until interrupted (uvicorn owns the process meanwhile)."""
+    """Serve ``config`` until interrupted (uvicorn owns the process meanwhile).
+
+    ``workers`` defaults to one process per core. ``client`` resolves registry URIs and holds
+    the prediction log; by default the one the ``LOOPML_*`` settings describe.
+    """
     import uvicorn
 
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise InvalidArgument(f"workers must be at least 1, got {workers}")
     if not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be between 0 and 65535, got {port}")
-    source = resolve_source(uri, client=client, name=name, version=version)
+    limit_threads()
+    if client is None:
+        from loopml.tracking.client import Client
+
+        client = Client()
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
     if workers == 1:
-        app = build_app(source)  # load before binding: a broken model fails fast
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        from loopml.serving.app import build_app
+
+        app = build_app(config, client)  # load before binding: a broken model fails fast
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
-    os.environ[ENV_MODEL_DIR] = str(source.path)
-    os.environ[ENV_MODEL_NAME] = source.name
-    os.environ[ENV_MODEL_VERSION] = source.version
-    build_app(source)  # fail here, once, rather than in every worker
-    uvicorn.run(
-        "loopml.serving.run:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    from loopml.serving.app import build_app
+
+    build_app(config, client)  # fail here, once, rather than in every worker
+    metrics_dir = tempfile.mkdtemp(prefix="loopml-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ[ENV_CONFIG] = config.to_json()
+    os.environ[ENV_STORE] = client.settings.resolved_store_uri
+    os.environ[ENV_ARTIFACTS] = client.settings.resolved_artifact_uri
+    try:
+        uvicorn.run(
+            "loopml.serving.run:app_from_env",
+            factory=True,
+            workers=workers,
+            **options,  # type: ignore[arg-type]
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _client_from_env() -> Client:
+    from loopml.tracking.client import Client
+
+    store = os.environ.get(ENV_STORE)
+    return Client(store, artifact_uri=os.environ.get(ENV_ARTIFACTS)) if store else Client()

@@ -20,6 +20,7 @@ from loopml.core.entities import (
     Run,
     RunStatus,
 )
+from loopml.core.prediction_log import PredictionSegment, SegmentKind
 from loopml.core.registry import (
     AliasMove,
     Approval,
@@ -270,6 +271,24 @@ class MetadataStore(abc.ABC):
     def list_approvals(
         self, name: str, *, version: int | None = None, alias: str | None = None
     ) -> list[Approval]: ...
+
+    # -- prediction log ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_prediction_segment(self, segment: PredictionSegment) -> None:
+        """Register a stored Parquet segment; ``AlreadyExists`` if its id is taken."""
+
+    @abc.abstractmethod
+    def list_prediction_segments(
+        self,
+        model_name: str,
+        *,
+        kind: SegmentKind | str | None = None,
+        model_version: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PredictionSegment]:
+        """Segments of a model ordered by ``first_ms``; ``start_ms``/``end_ms`` keep those
+        whose rows overlap ``[start_ms, end_ms)``."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

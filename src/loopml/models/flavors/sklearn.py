@@ -56,6 +56,9 @@ class SklearnFlavor(Flavor):
     def unwrap(self, loaded: Any) -> Any:
         return loaded.estimator if isinstance(loaded, TwinModel) else loaded
 
+    def runtime(self, loaded: Any) -> str:
+        return "onnxruntime" if isinstance(loaded, TwinModel) else "sklearn"
+
     def methods(self, model: Any) -> tuple[str, ...]:
         return tuple(m for m in _METHODS if hasattr(model, m))
 

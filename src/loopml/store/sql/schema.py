@@ -289,3 +289,21 @@ approvals = sa.Table(
     sa.UniqueConstraint("name", "version", "alias", "approver"),
     _version_fk(),
 )
+
+# -- prediction log ------------------------------------------------------------------------------
+# One row per Parquet segment written by a model server; the bytes are in the artifact store.
+prediction_segments = sa.Table(
+    "prediction_segments",
+    metadata,
+    sa.Column("segment_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(250), nullable=False),
+    sa.Column("model_version", sa.String(250), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("first_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("writer", sa.String(250), nullable=False, server_default=""),
+    sa.Index(None, "model_name", "kind", "first_ms"),
+)

@@ -39,6 +39,7 @@ from loopml.store.sql import schema as t
 from loopml.store.sql.engine import WRITE, create_engine
 from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
+from loopml.store.sql.prediction_log import PredictionLogMixin
 from loopml.store.sql.registry import RegistryMixin
 from loopml.store.sql.search import compile_search
 from loopml.store.sql.upsert import insert_for, upsert
@@ -46,7 +47,7 @@ from loopml.store.sql.upsert import insert_for, upsert
 _LOCK_RETRIES = 5
 
 
-class SqlStore(RegistryMixin, MetadataStore):
+class SqlStore(RegistryMixin, PredictionLogMixin, MetadataStore):
     """The metadata store on a SQLAlchemy engine. Build it with :meth:`from_uri`."""
 
     def __init__(self, engine: sa.Engine) -> None:
