@@ -68,7 +68,6 @@ from tracking import (  # noqa: E402  (the bench folder must be on sys.path firs
 Figures = dict[str, Any]
 
 DEFAULT_BENTOML_VENV = REPO / ".bench" / "bentoml-venv"
-SERVERS = ("loopml", "mlflow", "bentoml")
 MODELS = ("lr", "rf")
 MODEL_LABELS = {"lr": "logistic regression", "rf": "random forest, 100 trees"}
 CONCURRENCY = (1, 16, 64)
@@ -380,6 +379,22 @@ def load(
 
 # -- servers ------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
+class Wire:
+    """What a server's HTTP API looks like to the benchmark."""
+
+    ready_path: str
+    predict_path: str
+    body: Callable[[list[str], list[float]], bytes]  # one row -> request body
+    predictions: Callable[[Any], list[int]]  # response JSON -> predicted classes
+
+
+INVOCATIONS = Wire(
+    "/ping", "/invocations", invocation_body, lambda r: [int(v) for v in r["predictions"]]
+)
+BENTOML_WIRE = Wire("/readyz", "/predict", bentoml_body, lambda r: [int(v) for v in r])
+
+
+@dataclasses.dataclass(frozen=True)
 class Server:
     """How to start one server and talk to it."""
 
@@ -388,10 +403,7 @@ class Server:
     env: dict[str, str]
     cwd: Path
     port: int
-    ready_path: str
-    predict_path: str
-    body: Callable[[list[str], list[float]], bytes]
-    predictions: Callable[[Any], list[int]]
+    wire: Wire
 
 
 def free_port() -> int:
@@ -478,7 +490,7 @@ def _wait_ready(server: Server, proc: subprocess.Popen[bytes], log_path: Path) -
                 f"{server.name} exited {proc.returncode} before it was ready:\n{_tail(log_path)}"
             )
         with contextlib.suppress(OSError, http.client.HTTPException):
-            if _http(server.port, "GET", server.ready_path)[0] == 200:
+            if _http(server.port, "GET", server.wire.ready_path)[0] == 200:
                 say(f"{server.name} ready after {time.perf_counter() - t0:.1f} s")
                 return
         time.sleep(0.2)
@@ -522,14 +534,6 @@ def server_env(**extra: str) -> dict[str, str]:
     return child_env(**THREAD_VARS, BENTOML_DO_NOT_TRACK="true", **extra)
 
 
-def _invocation_predictions(payload: Any) -> list[int]:
-    return [int(v) for v in payload["predictions"]]
-
-
-def _list_predictions(payload: Any) -> list[int]:
-    return [int(v) for v in payload]
-
-
 def loopml_server(
     model: str, models: Models, scratch: Path, workers: int, logging_flag: str | None
 ) -> Server:
@@ -540,17 +544,7 @@ def loopml_server(
         cmd.append(logging_flag)
     env = server_env(LOOPML_WORKSPACE=str(scratch / "ws"))
     name = "loopml" + (f" ({logging_flag})" if logging_flag else "")
-    return Server(
-        name,
-        cmd,
-        env,
-        scratch,
-        port,
-        "/ping",
-        "/invocations",
-        invocation_body,
-        _invocation_predictions,
-    )
+    return Server(name, cmd, env, scratch, port, INVOCATIONS)
 
 
 def mlflow_server(model: str, models: Models, scratch: Path, workers: int, python: Path) -> Server:
@@ -562,17 +556,7 @@ def mlflow_server(model: str, models: Models, scratch: Path, workers: int, pytho
     # MLflow execs `uvicorn` found on PATH: its own virtualenv's
     path = os.pathsep.join([str(python.parent), os.environ.get("PATH", "")])
     env = server_env(PATH=path)
-    return Server(
-        "mlflow",
-        cmd,
-        env,
-        scratch,
-        port,
-        "/ping",
-        "/invocations",
-        invocation_body,
-        _invocation_predictions,
-    )
+    return Server("mlflow", cmd, env, scratch, port, INVOCATIONS)
 
 
 def bentoml_server(model: str, models: Models, scratch: Path, workers: int, python: Path) -> Server:
@@ -588,9 +572,7 @@ def bentoml_server(model: str, models: Models, scratch: Path, workers: int, pyth
     cmd = [str(python.parent / "bentoml"), "serve", "bench_service:Classifier"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     env = server_env(BENTOML_HOME=str(scratch / "bentoml-home"))
-    return Server(
-        "bentoml", cmd, env, scratch, port, "/readyz", "/predict", bentoml_body, _list_predictions
-    )
+    return Server("bentoml", cmd, env, scratch, port, BENTOML_WIRE)
 
 
 def loopml_cli() -> Path:
@@ -617,11 +599,11 @@ def check_predictions(server: Server, models: Models, model: str) -> bool:
     got = []
     for row in models.rows[:N_CHECKED_ROWS]:
         status, body = _http(
-            server.port, "POST", server.predict_path, server.body(models.columns, row)
+            server.port, "POST", server.wire.predict_path, server.wire.body(models.columns, row)
         )
         if status != 200:
             raise BenchError(f"{server.name} answered {status} to a valid row: {body[:300]!r}")
-        got += server.predictions(json.loads(body))
+        got += server.wire.predictions(json.loads(body))
     if got != models.expected[model]:
         warn(f"{server.name} predicted {got} for {model}; scikit-learn {models.expected[model]}")
         return False
@@ -671,7 +653,9 @@ class Bench:
             if with_ceiling:
                 self._ceiling(server)
             requests = [
-                post_request(server.port, server.predict_path, server.body(self.models.columns, r))
+                post_request(
+                    server.port, server.wire.predict_path, server.wire.body(self.models.columns, r)
+                )
                 for r in self.models.rows
             ]
             for c in concurrencies:
@@ -683,6 +667,7 @@ class Bench:
                     "concurrency": c,
                     "logging": _logging_state(kind, logging, self.logging),
                     **got,
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
                 }
                 self.points.append(point)
                 say(f"  {_point_text(point)}")
@@ -692,7 +677,8 @@ class Bench:
         for c in CEILING_CONCURRENCY:
             say(f"load generator ceiling: GET /ping on {server.name}, concurrency {c} ...")
             got = load(server.cwd, server.port, request, concurrency=c, timing=self.timing)
-            self.ceiling.append({"server": "loopml", "path": "/ping", "concurrency": c, **got})
+            load1 = round(os.getloadavg()[0], 2)
+            self.ceiling.append({"path": "/ping", "concurrency": c, **got, "load_avg_1m": load1})
             say(f"  {_point_text(got)}")
 
 
@@ -715,16 +701,17 @@ def _ms(value: float | None) -> str:
 
 
 def run_points(bench: Bench) -> None:
-    servers = ["loopml"]
-    servers += ["mlflow"] if bench.mlflow_python else []
-    servers += ["bentoml"] if bench.bentoml_python else []
-    first = True
+    peers = [
+        p
+        for p, python in (("mlflow", bench.mlflow_python), ("bentoml", bench.bentoml_python))
+        if python
+    ]
     for model in MODELS:
-        for kind in servers:
-            bench.measure(kind, model, CONCURRENCY, with_ceiling=first and kind == "loopml")
-            first = False
-        if bench.logging is not None:
+        bench.measure("loopml", model, CONCURRENCY, with_ceiling=not bench.ceiling)
+        if bench.logging is not None:  # right after the default (log on), to share conditions
             bench.measure("loopml", model, (64,), logging=bench.logging[1])
+        for peer in peers:
+            bench.measure(peer, model, CONCURRENCY)
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -798,38 +785,25 @@ def _grid(rows: list[tuple[str, ...]]) -> str:
 
 
 def table(f: Figures) -> str:
-    rows: list[tuple[str, ...]] = [
-        ("model", "server", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "loopml / this")
-    ]
+    head = ("model", "server", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "load", "ours/this")
+    rows: list[tuple[str, ...]] = [head]
     default = "on" if f["logging_supported"] else None
-    for p in f["points"]:
-        ours = point(f["points"], "loopml", p["model"], p["concurrency"], default)
-        server = p["server"] + (f", log {p['logging']}" if p["logging"] else "")
-        ratio = None if p["server"] == "loopml" or ours is None else _ratio(ours["rps"], p["rps"])
-        rows.append(
-            (
+    for p in [*f["points"], *f["loadgen_ceiling"]]:
+        if "model" in p:
+            model, server = (
                 p["model"],
-                server,
-                str(p["concurrency"]),
-                _num(p["rps"]),
-                _num(p["p50_ms"]),
-                _num(p["p99_ms"]),
-                str(p["errors"]),
-                _num(ratio, "x"),
+                p["server"] + (f", log {p['logging']}" if p["logging"] else ""),
             )
-        )
-    for c in f["loadgen_ceiling"]:
+            ours = point(f["points"], "loopml", model, p["concurrency"], default)
+            ratio = ""
+            if p["server"] != "loopml" and ours is not None:
+                ratio = _num(_ratio(ours["rps"], p["rps"]), "x")
+        else:  # the load generator's ceiling
+            model, server, ratio = "-", "loopml GET /ping", ""
+        figures = (_num(p[k]) for k in ("rps", "p50_ms", "p99_ms"))
+        load1 = _num(p.get("load_avg_1m"))
         rows.append(
-            (
-                "-",
-                "loopml GET /ping",
-                str(c["concurrency"]),
-                _num(c["rps"]),
-                _num(c["p50_ms"]),
-                _num(c["p99_ms"]),
-                str(c["errors"]),
-                "",
-            )
+            (model, server, str(p["concurrency"]), *figures, str(p["errors"]), load1, ratio)
         )
     return _grid(rows)
 
@@ -914,13 +888,15 @@ def save_mlflow_models(python: Path, models: Models) -> None:
         "columns": models.columns,
         "rows": models.rows,
     }
-    subprocess.run(
+    proc = subprocess.run(
         [str(python), str(script), json.dumps(cfg)],
-        check=True,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
         env=server_env(),
         cwd=models.root,
     )
+    if proc.returncode != 0:
+        raise BenchError(f"mlflow.sklearn.save_model failed:\n{proc.stderr[-2000:]}")
 
 
 # -- entry point --------------------------------------------------------------------------------

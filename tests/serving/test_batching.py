@@ -153,6 +153,25 @@ def test_a_cheap_model_ends_up_running_on_the_event_loop_thread() -> None:
     run(main)
 
 
+def test_a_cheap_model_catches_up_on_a_queue_on_the_event_loop_thread() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def cheap(items: list[int]) -> list[int]:
+        calls.append((threading.get_ident(), len(items)))
+        return [item + 1 for item in items]
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        async with AdaptiveBatcher(cheap, max_batch_size=8) as batcher:
+            results = await asyncio.gather(*(batcher.submit(i) for i in range(400)))
+        assert results == [i + 1 for i in range(400)]
+        assert calls[0][0] != loop_thread
+        assert any(thread == loop_thread and size > 1 for thread, size in calls)
+        assert all(size <= 8 for _, size in calls)
+
+    run(main)
+
+
 def test_an_expensive_model_never_runs_on_the_event_loop_thread() -> None:
     model = Model(sleep_s=0.002)
 

@@ -266,7 +266,13 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("malformed json", "/invocations", {"content": b'{"instances": [1,'}, 400, "not valid JSON"),
     ("empty body", "/invocations", {"content": b""}, 400, "empty"),
     ("no input field", "/invocations", {"json": {"rows": []}}, 400, "valid fields are"),
-    ("two input fields", "/invocations", {"json": {"instances": [[1.0]], "inputs": [[1.0]]}}, 400, "exactly one of"),
+    (
+        "two input fields",
+        "/invocations",
+        {"json": {"instances": [[1.0]], "inputs": [[1.0]]}},
+        400,
+        "exactly one of",
+    ),
     (
         "ragged rows",
         "/invocations",
@@ -407,3 +413,57 @@ def test_metrics_count_requests_latency_batches_and_errors_per_version(
         ("version", "1"),
     )
     assert samples[("loopml_model_loaded", loaded)] == 1
+
+
+def test_admission_control_answers_503_with_retry_after_instead_of_queueing(
+    tmp_path: Any, start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loopml.models import save_model
+
+    package = tmp_path / "slowmodels"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "slow.py").write_text(
+        "import time\n"
+        "import numpy as np\n"
+        "class Slow:\n"
+        "    def predict(self, X):\n"
+        "        time.sleep(0.04)  # 40 ms per call, whatever the batch size\n"
+        "        return np.asarray(X)[:, 0] * 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from slowmodels.slow import Slow  # type: ignore[import-not-found]
+
+    save_model(
+        Slow(), tmp_path / "slow", input_example=np.array([[1.0, 2.0]]), code_paths=[package]
+    )
+    sys.modules.pop("slowmodels.slow", None)
+    config = ServeConfig(
+        models=(str(tmp_path / "slow"),),
+        deadline_ms=100,
+        max_batch_size=2,
+        log_predictions=False,
+    )
+    served = start_server(build_app(config, None))
+    for i in range(4):  # the batcher learns the model's cost
+        assert served.client.post("/invocations", json={"instances": [[i, 0.0]]}).status_code == 200
+
+    def call(i: int) -> httpx.Response:
+        with httpx.Client(base_url=served.url, timeout=30) as http:
+            return http.post("/invocations", json={"instances": [[float(i), 0.0]]})
+
+    with ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(call, range(64)))
+    shed = [r for r in responses if r.status_code == 503]
+    answered = [(i, r) for i, r in enumerate(responses) if r.status_code == 200]
+    assert shed and answered
+    assert len(shed) + len(answered) == 64
+    for response in shed:
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.json()["error"]["code"] == "overloaded"
+    for i, response in answered:
+        assert response.json() == {"predictions": [2.0 * i]}
+    assert served.client.get("/ping").status_code == 200

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from loopml.errors import InvalidArgument
 from loopml.models.signature import (
@@ -29,7 +29,7 @@ from loopml.models.signature import (
     is_missing,
 )
 
-__all__ = ["enforce_signature"]
+__all__ = ["Table", "enforce_signature"]
 
 _NUMERIC = {"double", "float", "long", "integer"}
 _ACCEPTED = (
@@ -38,12 +38,43 @@ _ACCEPTED = (
 )
 
 
+class Table(NamedTuple):
+    """Rows as a JSON body carries them: a list of rows and, optionally, their column names.
+
+    A server parses request bodies into this instead of a DataFrame: a numeric table then goes
+    to the model as one NumPy array, without pandas on the request path.
+    """
+
+    columns: tuple[str, ...] | None
+    rows: list[Any]
+
+    @classmethod
+    def from_records(cls, records: Sequence[Mapping[str, Any]]) -> Table | None:
+        """Records that all have the same keys as a table (``None`` when they differ)."""
+        first = records[0]
+        keys = first.keys()
+        if any(record.keys() != keys for record in records[1:]):
+            return None
+        columns = tuple(str(k) for k in first)
+        return cls(columns, [[record[k] for k in first] for record in records])
+
+
 def enforce_signature(data: Any, signature: Signature | None, *, dataframe: bool) -> Any:
     """``data`` converted for a model with ``signature``.
 
     ``dataframe`` says whether the model takes a DataFrame with named columns (only meaningful
     for column signatures). Without a signature, records become a DataFrame and lists an array.
     """
+    if isinstance(data, Table):
+        if signature is not None and signature.inputs.columns:
+            fast = _numeric_table(data, signature.inputs.columns, dataframe=dataframe)
+            if fast is not None:
+                return fast
+        data = _table_input(data)
+    elif signature is not None and signature.inputs.columns and _is_ndarray(data):
+        fast = _numeric_table(Table(None, data), signature.inputs.columns, dataframe=dataframe)
+        if fast is not None:
+            return fast
     if signature is None:
         return _without_signature(data)
     schema = signature.inputs
@@ -52,6 +83,50 @@ def enforce_signature(data: Any, signature: Signature | None, *, dataframe: bool
     if len(schema.tensors) == 1 and schema.tensors[0].name is None:
         return _enforce_tensor(data, schema.tensors[0])
     return _enforce_tensors(data, schema)
+
+
+# -- tables of numbers: one array, no per-column work ---------------------------------------
+def _numeric_table(table: Table, specs: Sequence[ColSpec], *, dataframe: bool) -> Any:
+    """The model input for a table whose every column is a ``double`` the signature wants, or
+    ``None`` when anything needs the general path (which also words the errors)."""
+    import numpy as np
+
+    if any(spec.type != "double" for spec in specs):
+        return None
+    try:
+        array = np.asarray(table.rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if array.ndim != 2 or array.shape[0] == 0:
+        return None
+    if table.columns is None:
+        if array.shape[1] != len(specs):
+            return None
+    else:
+        if array.shape[1] != len(table.columns):
+            return None
+        position = {name: i for i, name in enumerate(table.columns)}
+        try:
+            order = [position[spec.name] for spec in specs]
+        except KeyError:  # a missing column: the general path names it
+            return None
+        if order != list(range(array.shape[1])):
+            array = array[:, order]
+    if np.isnan(array).any():  # missing values: the general path applies the optional rules
+        return None
+    if dataframe:
+        import pandas as pd
+
+        return pd.DataFrame(array, columns=[spec.name for spec in specs])
+    return array
+
+
+def _table_input(table: Table) -> Any:
+    if table.columns is None:
+        return table.rows
+    import pandas as pd
+
+    return pd.DataFrame(table.rows, columns=list(table.columns))
 
 
 # -- no signature ----------------------------------------------------------------------------

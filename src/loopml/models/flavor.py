@@ -96,6 +96,11 @@ class Flavor(abc.ABC):
         served by its ONNX twin (default: the flavor's name)."""
         return self.name
 
+    def takes_array(self, loaded: Any) -> bool:
+        """Whether the loaded model takes a plain array even if it was fitted on a DataFrame
+        (e.g. an ONNX twin): the input then skips building a DataFrame (default: no)."""
+        return False
+
     def takes_dataframe(self, model: Any) -> bool:
         """Whether the model wants a DataFrame with named columns (rather than an array) when
         its signature has columns. Default: it was fitted on one (``feature_names_in_``)."""

@@ -42,6 +42,7 @@ class Predictor:
         self._flavor = flavor
         self._native = native
         self._uri = uri if uri is not None else str(path)
+        self._dataframe = metadata.input_format == "dataframe" and not flavor.takes_array(native)
 
     # -- what it is --------------------------------------------------------------------------
     @property
@@ -134,7 +135,7 @@ class Predictor:
         return enforce_signature(
             data,
             self._metadata.signature,
-            dataframe=self._metadata.input_format == "dataframe",
+            dataframe=self._dataframe,
         )
 
     def call_prepared(self, methods: Sequence[str], prepared: Any) -> dict[str, Any]:

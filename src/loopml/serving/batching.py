@@ -257,7 +257,11 @@ class AdaptiveBatcher(Generic[T, R]):
     # -- admission ----------------------------------------------------------------------------
 
     def _admit(self, rows: int, budget_ms: float) -> None:
-        """Raise :class:`Overloaded` when a request of ``rows`` would finish after its budget."""
+        """Raise :class:`Overloaded` when a request of ``rows`` would finish after its budget.
+
+        The estimate adds the running call's remaining time, the queued rows ahead run in
+        batches of ``max_batch_size``, the request's own batch and one ``max_wait_ms``.
+        """
         m = self._max_batch_size
         queued = self._queued_rows
         batches_ahead = -(-queued // m)

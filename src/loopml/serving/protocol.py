@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from loopml.errors import InvalidArgument
+from loopml.models.enforce import Table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +60,7 @@ def load_json(body: bytes) -> Any:
         raise InvalidArgument(f"the request body is not valid JSON: {exc}") from None
 
 
-def parse_invocation(payload: Any) -> pd.DataFrame | np.ndarray[Any, Any]:
+def parse_invocation(payload: Any) -> Table | pd.DataFrame | np.ndarray[Any, Any]:
     """The model input in an ``/invocations`` JSON body (MLflow's four input formats)."""
     import pandas as pd
 
@@ -91,11 +92,11 @@ def parse_invocation(payload: Any) -> pd.DataFrame | np.ndarray[Any, Any]:
                 "'dataframe_records' must be a non-empty list of objects such as "
                 f'[{{"x": 1.0}}], got {_describe(value)}'
             )
-        return pd.DataFrame.from_records(value)
+        return _records(value)
     return _tensor_input(key, value)
 
 
-def parse_records(payload: Any) -> pd.DataFrame:
+def parse_records(payload: Any) -> Table | pd.DataFrame:
     """The model input in a ``/predict`` body: ``{"records": [...]}`` or a list of records."""
     import pandas as pd
 
@@ -112,7 +113,7 @@ def parse_records(payload: Any) -> pd.DataFrame:
             "/predict needs a non-empty list of records (objects mapping column to value), "
             f"got {_describe(records)}"
         )
-    return pd.DataFrame.from_records(records)
+    return _records(records)
 
 
 def parse_csv(body: bytes) -> pd.DataFrame:
@@ -176,7 +177,17 @@ def dump_json(value: Any) -> bytes:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _dataframe_split(value: Any) -> pd.DataFrame:
+def _records(records: list[Any]) -> Table | pd.DataFrame:
+    """Records with the same keys as a :class:`Table` (no pandas), others as a DataFrame."""
+    table = Table.from_records(records)
+    if table is not None:
+        return table
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records)
+
+
+def _dataframe_split(value: Any) -> Table | pd.DataFrame:
     import pandas as pd
 
     if not isinstance(value, Mapping) or "data" not in value:
@@ -201,6 +212,8 @@ def _dataframe_split(value: Any) -> pd.DataFrame:
                 f"'dataframe_split' has {len(columns)} column(s) but rows of length "
                 f"{', '.join(map(str, widths))}; every row needs one value per column"
             )
+        if value.get("index") is None and all(isinstance(c, str) for c in columns):
+            return Table(tuple(columns), data)
     try:
         return pd.DataFrame(data, columns=columns, index=value.get("index"))
     except (ValueError, TypeError) as exc:
@@ -213,7 +226,7 @@ def _tensor_input(key: str, value: Any) -> pd.DataFrame | np.ndarray[Any, Any]:
     import pandas as pd
 
     if _is_list_of_objects(value):
-        return pd.DataFrame.from_records(value)
+        return _records(value)
     if isinstance(value, Mapping) and value:
         try:
             return pd.DataFrame({str(k): v for k, v in value.items()})

@@ -101,7 +101,13 @@ class TwinModel:
     def call(self, method: str, data: Any) -> Any:
         index = _OUTPUTS.get(method)
         if index is None:
-            return getattr(self.estimator, method)(data)
+            estimator = self.estimator
+            names = getattr(estimator, "feature_names_in_", None)
+            if names is not None and type(data).__name__ == "ndarray":
+                import pandas as pd
+
+                data = pd.DataFrame(data, columns=list(names))
+            return getattr(estimator, method)(data)
         import numpy as np
 
         rows = np.asarray(data, dtype=np.float64)

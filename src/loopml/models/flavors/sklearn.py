@@ -59,6 +59,9 @@ class SklearnFlavor(Flavor):
     def runtime(self, loaded: Any) -> str:
         return "onnxruntime" if isinstance(loaded, TwinModel) else "sklearn"
 
+    def takes_array(self, loaded: Any) -> bool:
+        return isinstance(loaded, TwinModel)
+
     def methods(self, model: Any) -> tuple[str, ...]:
         return tuple(m for m in _METHODS if hasattr(model, m))
 
