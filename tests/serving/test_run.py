@@ -37,13 +37,44 @@ def test_python_m_loopml_serving(classifier: SavedModel, server_process: StartPr
     _scores(url, classifier)
 
 
-def test_several_workers(classifier: SavedModel, server_process: StartProcess) -> None:
-    url, _ = server_process(
-        "-m", "loopml.serving", "--model", str(classifier.path), "--workers", "2"
+def test_several_workers_share_metrics_and_flush_their_logs_on_sigterm(
+    classifier: SavedModel, server_process: StartProcess, tmp_path: Path
+) -> None:
+    import loopml
+    from loopml.predictions import read_predictions
+
+    workspace = tmp_path / "served"
+    url, process = server_process(
+        "-m",
+        "loopml.serving",
+        "--model",
+        str(classifier.path),
+        "--workers",
+        "2",
+        env={"LOOPML_WORKSPACE": str(workspace)},
     )
     assert httpx.get(f"{url}/version").json()["model"] == "classifier"
-    for _ in range(4):
-        _scores(url, classifier)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for i in range(40):  # new connections: both workers answer some
+            body = {"dataframe_records": classifier.X.iloc[i : i + 1].to_dict(orient="records")}
+            assert (
+                http.post("/invocations", json=body, headers={"connection": "close"}).status_code
+                == 200
+            )
+        text = http.get("/metrics").text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("loopml_requests_total{") and 'route="invocations"' in line
+    )
+    assert total == 40  # every worker's counts, aggregated
+    process.terminate()  # SIGTERM: graceful shutdown flushes each worker's log
+    process.communicate(timeout=60)
+    with loopml.Client(settings=loopml.Settings(workspace=workspace)) as client:
+        log = read_predictions(client.store, client.artifact_store(), "classifier")
+        writers = {s.writer for s in client.store.list_prediction_segments("classifier")}
+    assert len(log) == 40
+    assert len(writers) == 2
 
 
 def test_loopml_serve_command(classifier: SavedModel, server_process: StartProcess) -> None:

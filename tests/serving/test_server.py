@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from loopml.serving.app import build_app
 from loopml.serving.config import ServeConfig, parse_canary, parse_shadow
@@ -251,12 +252,13 @@ def test_prediction_log_and_feedback_are_complete_after_graceful_shutdown(
     labelled = log.dropna(subset=["ground_truth"])
     assert len(labelled) == 120
     expected = [
-        int(y.iloc[ids[r] + row]) for r, row in zip(labelled["request_id"], labelled["row"])
+        int(y.iloc[ids[r] + row])
+        for r, row in zip(labelled["request_id"], labelled["row"], strict=True)
     ]
     assert labelled["ground_truth"].astype(int).tolist() == expected
     predicted = [
         int(registry.natives[2].predict(X.iloc[[ids[r] + row]])[0])
-        for r, row in zip(log["request_id"], log["row"])
+        for r, row in zip(log["request_id"], log["row"], strict=True)
     ]
     assert log["output.predict"].astype(int).tolist() == predicted
 

@@ -62,7 +62,6 @@ def load_json(body: bytes) -> Any:
 
 def parse_invocation(payload: Any) -> Table | pd.DataFrame | np.ndarray[Any, Any]:
     """The model input in an ``/invocations`` JSON body (MLflow's four input formats)."""
-    import pandas as pd
 
     if not isinstance(payload, Mapping):
         raise InvalidArgument(
@@ -98,7 +97,6 @@ def parse_invocation(payload: Any) -> Table | pd.DataFrame | np.ndarray[Any, Any
 
 def parse_records(payload: Any) -> Table | pd.DataFrame:
     """The model input in a ``/predict`` body: ``{"records": [...]}`` or a list of records."""
-    import pandas as pd
 
     records = payload.get("records") if isinstance(payload, Mapping) else payload
     if isinstance(payload, Mapping):
@@ -113,7 +111,8 @@ def parse_records(payload: Any) -> Table | pd.DataFrame:
             "/predict needs a non-empty list of records (objects mapping column to value), "
             f"got {_describe(records)}"
         )
-    return _records(records)
+    assert records is not None  # checked just above
+    return _records(list(records))
 
 
 def parse_csv(body: bytes) -> pd.DataFrame:
