@@ -156,7 +156,8 @@ def fit_models(root: Path) -> Models:
     for name, estimator in estimators.items():
         estimator.fit(train, y[:N_TRAIN])
         joblib.dump(estimator, models.pickle(name))
-        save_model(estimator, models.loopml_folder(name), input_example=train.iloc[:5])
+        # the same five rows as MLflow's input example (see MLFLOW_SAVE)
+        save_model(estimator, models.loopml_folder(name), input_example=held_out.iloc[:5])
         checked = held_out.iloc[:N_CHECKED_ROWS]
         models.expected[name] = [int(v) for v in estimator.predict(checked)]
     return models
@@ -841,31 +842,40 @@ def notes(f: Figures) -> list[str]:
 
 
 # -- virtualenvs --------------------------------------------------------------------------------
-def ensure_bentoml_venv(venv: Path, sklearn_version: str) -> Path:
-    """The BentoML virtualenv's interpreter, with bentoml, joblib and our scikit-learn."""
+def ensure_bentoml_venv(venv: Path) -> Path:
+    """The BentoML virtualenv's interpreter; the venv is made and given bentoml if needed."""
     venv = venv.absolute()
     python = venv_python(venv)
-    if _probe_version(python, "bentoml") and _probe_version(python, "joblib"):
-        ensure_sklearn(python, sklearn_version, "BentoML")
+    if _probe_version(python, "bentoml"):
         return python
     if not python.exists():
         say(f"creating a virtualenv for BentoML in {venv} ...")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    say(f"installing bentoml, joblib and scikit-learn=={sklearn_version} into it ...")
+    say("installing bentoml into it (a few minutes) ...")
     subprocess.run([*_pip(python), "--upgrade", "pip"], check=True, stdout=sys.stderr)
-    requirements = ["bentoml", "joblib", f"scikit-learn=={sklearn_version}"]
-    subprocess.run([*_pip(python), *requirements], check=True, stdout=sys.stderr)
+    subprocess.run([*_pip(python), "bentoml"], check=True, stdout=sys.stderr)
     if not _probe_version(python, "bentoml"):
         raise BenchError(f"{python} still cannot import bentoml")
     return python
 
 
-def ensure_sklearn(python: Path, version: str, side: str) -> None:
-    """scikit-learn ``version`` (ours) in a peer's virtualenv, so the pickle loads as it is."""
-    have = _probe_version(python, "scikit-learn")
-    if have != version:
-        say(f"installing scikit-learn=={version} into the {side} virtualenv (it has {have}) ...")
-        subprocess.run([*_pip(python), f"scikit-learn=={version}"], check=True, stdout=sys.stderr)
+def ensure_packages(python: Path, side: str, wanted: dict[str, str | None]) -> None:
+    """Install into a peer's virtualenv what ``wanted`` (package: exact version or None for
+    any) says it lacks."""
+    missing = []
+    for package, version in wanted.items():
+        have = _probe_version(python, package)
+        if have is None or (version is not None and have != version):
+            missing.append(package if version is None else f"{package}=={version}")
+    if missing:
+        say(f"installing {', '.join(missing)} into the {side} virtualenv ...")
+        subprocess.run([*_pip(python), *missing], check=True, stdout=sys.stderr)
+
+
+def peer_packages(sklearn_version: str) -> dict[str, str | None]:
+    """What each peer's virtualenv needs besides the peer: our scikit-learn (the pickle loads
+    as it is) and uvicorn's uvloop and httptools, which loopml's server runs on too."""
+    return {"scikit-learn": sklearn_version, "joblib": None, "uvloop": None, "httptools": None}
 
 
 def _pip(python: Path) -> list[str]:
@@ -954,10 +964,11 @@ def run(args: argparse.Namespace) -> Figures:
     mlflow_python = None
     if not args.skip_mlflow:
         mlflow_python = ensure_mlflow_venv(args.mlflow_venv)
-        ensure_sklearn(mlflow_python, sklearn_version, "MLflow")
+        ensure_packages(mlflow_python, "MLflow", peer_packages(sklearn_version))
     bentoml_python = None
     if not args.skip_bentoml:
-        bentoml_python = ensure_bentoml_venv(args.bentoml_venv, sklearn_version)
+        bentoml_python = ensure_bentoml_venv(args.bentoml_venv)
+        ensure_packages(bentoml_python, "BentoML", peer_packages(sklearn_version))
     flags = logging_flags()
     root = Path(tempfile.mkdtemp(prefix="loopml-bench-serving-"))
     try:
@@ -1006,16 +1017,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.loadgen:
-        run_loadgen(args.loadgen)
-        return 0
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
     try:
+        if args.loadgen:
+            run_loadgen(args.loadgen)
+            return 0
         figures = run(args)
     except (BenchError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         print(f"[bench] failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the servers are stopped by then
+        print("[bench] interrupted", file=sys.stderr)
+        return 130
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     print()
     print(table(figures))

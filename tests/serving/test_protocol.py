@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from loopml.errors import InvalidArgument
+from loopml.models.enforce import Table
 from loopml.serving import protocol
 
 
@@ -51,9 +52,14 @@ def test_invalid_invocations(payload: object, expected: str) -> None:
         protocol.parse_invocation(payload)
 
 
-def test_records() -> None:
-    assert protocol.parse_records([{"x": 1}]).shape == (1, 1)
-    assert protocol.parse_records({"records": [{"x": 1}, {"x": 2}]}).shape == (2, 1)
+def test_records_with_the_same_keys_become_a_table_without_pandas() -> None:
+    assert protocol.parse_records([{"x": 1, "y": 2}]) == Table(("x", "y"), [[1, 2]])
+    assert protocol.parse_records({"records": [{"x": 1}, {"x": 2}]}) == Table(("x",), [[1], [2]])
+    # different keys per record: a DataFrame with the union of the columns
+    mixed = protocol.parse_records([{"x": 1}, {"y": 2}])
+    assert isinstance(mixed, pd.DataFrame) and list(mixed.columns) == ["x", "y"]
+    split = protocol.parse_invocation({"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}})
+    assert split == Table(("a",), [[1], [2]])
     with pytest.raises(InvalidArgument, match="'extra'"):
         protocol.parse_records({"records": [{"x": 1}], "extra": 1})
 

@@ -114,8 +114,15 @@ def _is_missing(value: object) -> bool:
 
 def _list_column(parts: list[NDArray[Any] | int]) -> pa.Array:
     import numpy as np
-    import pyarrow as pa
 
+    shapes = {p.shape[1:] if not isinstance(p, int) and p.ndim == 2 else None for p in parts}
+    if len(shapes) == 1 and None not in shapes:  # the usual case: no gaps, one width
+        (width,) = shapes.pop()  # type: ignore[misc]
+        matrix = np.concatenate(parts)
+        dtype = np.dtype(np.float64) if matrix.dtype.kind == "f" else matrix.dtype
+        values = matrix.astype(dtype, copy=False).reshape(-1)
+        offsets = np.arange(len(matrix) + 1, dtype=np.int64) * width
+        return _lists(offsets, values, None)
     lengths: list[NDArray[Any]] = []
     flat: list[NDArray[Any]] = []
     nulls: list[NDArray[Any]] = []
@@ -133,11 +140,17 @@ def _list_column(parts: list[NDArray[Any] | int]) -> pa.Array:
         dtype = np.dtype(np.float64)
     values = np.concatenate([a.astype(dtype, copy=False) for a in flat])
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))])
+    mask = np.concatenate(nulls)
+    return _lists(offsets, values, mask if mask.any() else None)
+
+
+def _lists(offsets: NDArray[Any], values: NDArray[Any], mask: NDArray[Any] | None) -> pa.Array:
+    import pyarrow as pa
+
     builder = pa.ListArray if offsets[-1] < 2**31 else pa.LargeListArray
     offset_type = pa.int32() if builder is pa.ListArray else pa.int64()
-    mask = np.concatenate(nulls)
     return builder.from_arrays(
         pa.array(offsets, type=offset_type),
         to_arrow(values, None),
-        mask=pa.array(mask) if mask.any() else None,
+        mask=None if mask is None else pa.array(mask),
     )

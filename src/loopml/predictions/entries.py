@@ -21,9 +21,9 @@ Role = Literal["primary", "shadow"]
 class PredictionEntry:
     """One answered request: its rows in and out, and who answered how fast.
 
-    ``inputs`` is a DataFrame, a 2-D array (columns ``0``, ``1``, ...) or a mapping of column
-    name to 1-D array; ``outputs`` maps a method (``predict``, ``predict_proba``) to an array
-    with one row per input row.
+    ``inputs`` is a DataFrame, a 2-D array (columns named by ``input_names``, else ``0``,
+    ``1``, ...) or a mapping of column name to 1-D array; ``outputs`` maps a method
+    (``predict``, ``predict_proba``) to an array with one row per input row.
     """
 
     request_id: str
@@ -35,6 +35,7 @@ class PredictionEntry:
     inputs: pd.DataFrame | NDArray[Any] | Mapping[str, Any]
     outputs: Mapping[str, NDArray[Any]]
     protocol: str
+    input_names: tuple[str, ...] | None = None  # the columns of a 2-D array ``inputs``
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """``PredictionLogger``: the model server's request log, written off the hot path.
 
-:meth:`PredictionLogger.log` only puts the entry on a bounded queue; a full queue refuses it
-(and counts it) instead of slowing the server down. One background thread turns entries into
+:meth:`PredictionLogger.log` only appends the entry to a bounded queue (a deque: no lock and
+no thread wake-up per entry); a full queue refuses it (and counts it) instead of slowing the
+server down. One background thread wakes every few tens of milliseconds, takes everything
+queued at once, turns entries into
 rows, grouped by (model name, model version, kind), and writes a Parquet segment when a group
 reaches ``segment_rows`` rows or its first entry has waited ``flush_interval_s``. A segment's
 bytes go to the artifact store first and are registered in the metadata store only then, so a
@@ -15,11 +17,11 @@ import contextlib
 import logging
 import math
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ __all__ = ["PredictionLogger"]
 log = logging.getLogger("loopml.predictions")
 
 _GroupKey = tuple[str, str, SegmentKind]
+_POLL_S = 0.05  # how often the writer takes what was queued
 
 
 class _Flush:
@@ -97,8 +100,9 @@ class PredictionLogger:
             if writer_id is not None
             else f"{socket.gethostname()}:{os.getpid()}"
         )
-        self._queue: queue.Queue[PredictionEntry | FeedbackEntry | _Flush] = queue.Queue(max_queue)
-        self._put = self._queue.put_nowait
+        self._max_queue = max_queue
+        self._pending: deque[PredictionEntry | FeedbackEntry | _Flush] = deque()
+        self._wake = threading.Event()
         self._lock = threading.Lock()  # start, flush without a thread, close
         self._drop_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -118,24 +122,20 @@ class PredictionLogger:
     # -- the hot path ------------------------------------------------------------------------
     def log(self, entry: PredictionEntry) -> bool:
         """Queue an answered request; False (and counted) if the queue is full or closed."""
-        if not self._closed:
-            try:
-                self._put(entry)
-                return True
-            except queue.Full:
-                pass
+        pending = self._pending
+        if not self._closed and len(pending) < self._max_queue:
+            pending.append(entry)  # atomic; the writer takes it on its next round
+            return True
         with self._drop_lock:
             self._dropped += 1
         return False
 
     def log_feedback(self, entry: FeedbackEntry) -> bool:
         """Queue ground truth for an earlier request; False (and counted) if it cannot."""
-        if not self._closed:
-            try:
-                self._put(entry)
-                return True
-            except queue.Full:
-                pass
+        pending = self._pending
+        if not self._closed and len(pending) < self._max_queue:
+            pending.append(entry)
+            return True
         with self._drop_lock:
             self._dropped += 1
         return False
@@ -168,7 +168,7 @@ class PredictionLogger:
         if not marker.done.wait(max(0.0, deadline - time.monotonic())):
             raise InvalidState(
                 f"the prediction log was not flushed within {timeout_s} s "
-                f"({self._queue.qsize()} entries still queued); give a longer timeout_s"
+                f"({len(self._pending)} entries still queued); give a longer timeout_s"
             )
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -190,7 +190,7 @@ class PredictionLogger:
                     "prediction log: the writer did not finish within %s s; %d queued "
                     "entries were not written",
                     timeout_s,
-                    self._queue.qsize(),
+                    len(self._pending),
                 )
                 return
         with self._lock:  # entries that raced with close, or a logger never started
@@ -209,7 +209,7 @@ class PredictionLogger:
             dropped_entries=self._dropped,
             segments_written=self._segments,
             write_errors=self._write_errors,
-            queue_depth=self._queue.qsize(),
+            queue_depth=len(self._pending),
             invalid_entries=self._invalid,
         )
 
@@ -217,42 +217,48 @@ class PredictionLogger:
         return self._thread is not None and self._thread.is_alive()
 
     def _put_marker(self, marker: _Flush, timeout_s: float) -> None:
-        try:
-            self._queue.put(marker, timeout=timeout_s)
-        except queue.Full:
-            raise InvalidState(
-                f"the prediction log queue stayed full for {timeout_s} s: the writer cannot "
-                "keep up (see write_errors in stats()); give a longer timeout_s"
-            ) from None
+        del timeout_s  # a marker always fits: the queue bound is for entries
+        self._pending.append(marker)
+        self._wake.set()
 
     # -- the writer --------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
+            due = self._seconds_to_next_due()
+            self._wake.wait(_POLL_S if due is None else min(_POLL_S, due))
+            self._wake.clear()
             try:
-                item = self._queue.get(timeout=self._seconds_to_next_due())
-            except queue.Empty:
-                item = None
+                if self._drain():
+                    return
+                self._write_groups(due_only=True)
+            except Exception:  # never let the thread die: the server must keep serving
+                log.exception("prediction log: unexpected error in the writer thread")
+
+    def _drain(self) -> bool:
+        """Take everything queued; at a flush marker write every group. True on a stop."""
+        pending = self._pending
+        while True:
+            try:
+                item = pending.popleft()
+            except IndexError:
+                return False
             if isinstance(item, _Flush):
                 try:
                     self._write_groups(due_only=False)
                 finally:
                     item.done.set()
                 if item.stop:
-                    return
-                continue
-            try:
-                if item is not None:
-                    self._add(item)
-                self._write_groups(due_only=True)
-            except Exception:  # never let the thread die: the server must keep serving
-                log.exception("prediction log: unexpected error in the writer thread")
+                    return True
+            else:
+                self._add(item)
 
     def _write_queued(self) -> None:
         """Write everything queued and buffered, in the calling thread."""
+        pending = self._pending
         while True:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = pending.popleft()
+            except IndexError:
                 break
             if isinstance(item, _Flush):
                 item.done.set()

@@ -106,6 +106,10 @@ class LoadedVersion:
         self.metrics = metrics
         self.runtime = predictor.runtime
         self.methods = tuple(predictor.methods)
+        signature = predictor.signature
+        columns = signature.inputs.columns if signature is not None else ()
+        # what the prediction log calls the columns of a prepared 2-D array
+        self.input_names = tuple(spec.name for spec in columns) or None
         self.loaded_ms = int(time.time() * 1000)
         self.batcher: AdaptiveBatcher[_Job, dict[str, Any]] = AdaptiveBatcher(
             self._run_batch,

@@ -257,9 +257,10 @@ class ServerState:
             role=role,
             timestamp_ms=int(time.time() * 1000),
             latency_ms=seconds * 1000.0,
-            inputs=_named_inputs(version, prepared),
+            inputs=prepared,
             outputs=outputs,
             protocol=route,
+            input_names=version.input_names,
         )
         if not self.logger.log(entry):
             self.metrics.log_dropped.labels(version.name).inc()
@@ -367,15 +368,3 @@ def _endpoint_for(endpoints: dict[str, ModelEndpoint], name: str, what: str) -> 
             f"(a {what} is a version of a model given as a URI)"
         )
     return found
-
-
-def _named_inputs(version: LoadedVersion, prepared: Any) -> Any:
-    """The prepared input with its column names when it is a bare 2-D array of a model with a
-    column signature (the log then has one ``input.<column>`` per feature)."""
-    if type(prepared).__name__ != "ndarray" or prepared.ndim != 2:
-        return prepared
-    signature = version.predictor.signature
-    columns = signature.inputs.columns if signature is not None else ()
-    if columns and len(columns) == prepared.shape[1]:
-        return {spec.name: prepared[:, i] for i, spec in enumerate(columns)}
-    return prepared
