@@ -339,3 +339,23 @@ def test_uri_parsing() -> None:
     assert (latest.name, latest.version, latest.alias) == ("churn", None, None)
     assert str(parse_model_uri("file:///tmp/m").path) == "/tmp/m"
     assert "models:/<name>@<alias>" in ACCEPTED_FORMS
+
+
+def test_a_numeric_table_becomes_one_array_in_signature_order() -> None:
+    from loopml.models.enforce import Table, enforce_signature
+    from loopml.models.signature import ColSpec, Schema, Signature
+
+    signature = Signature(Schema(columns=(ColSpec("a", "double"), ColSpec("b", "double"))))
+    table = Table(("b", "extra", "a"), [[2.0, 9.0, 1.0], [4.0, 9.0, 3.0]])
+    array = enforce_signature(table, signature, dataframe=False)
+    assert isinstance(array, np.ndarray) and array.dtype == np.float64
+    assert array.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    frame = enforce_signature(table, signature, dataframe=True)
+    assert list(frame.columns) == ["a", "b"] and frame["a"].tolist() == [1.0, 3.0]
+    # what the fast path cannot take goes the general way, with its errors
+    with pytest.raises(InvalidArgument, match="missing required column 'a'"):
+        enforce_signature(Table(("b",), [[1.0]]), signature, dataframe=False)
+    with pytest.raises(InvalidArgument, match="'b'"):
+        enforce_signature(Table(("a", "b"), [[1.0, "big"]]), signature, dataframe=False)
+    positional = enforce_signature(Table(None, [[5.0, 6.0]]), signature, dataframe=False)
+    assert positional.tolist() == [[5.0, 6.0]]
