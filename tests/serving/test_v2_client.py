@@ -36,6 +36,9 @@ def test_health_and_metadata_through_tritonclient(served: RunningServer) -> None
     assert meta["name"] == "cancer" and meta["versions"] == ["1"]
     assert meta["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 30]}]
     assert meta["parameters"]["runtime"] == "onnxruntime"  # the ONNX twin is the live path
+    outputs = {o["name"]: (o["datatype"], o["shape"]) for o in meta["outputs"]}
+    assert outputs["predict_proba"] == ("FP64", [-1, 2])
+    assert outputs["predict"][1] == [-1]
     assert not triton.is_model_ready("ghost")
 
 

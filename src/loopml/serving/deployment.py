@@ -111,6 +111,7 @@ class LoadedVersion:
         # what the prediction log calls the columns of a prepared 2-D array
         self.input_names = tuple(spec.name for spec in columns) or None
         self.loaded_ms = int(time.time() * 1000)
+        self.output_examples: dict[str, Any] = {}  # outputs on the input example, if any
         self.batcher: AdaptiveBatcher[_Job, dict[str, Any]] = AdaptiveBatcher(
             self._run_batch,
             max_batch_size=max_batch_size,
@@ -266,11 +267,13 @@ def load_version(
 
     predictor = load_folder(resolved.path, uri=resolved.uri, onnx_fast_path=onnx_fast_path)
     example = predictor.input_example
+    outputs: dict[str, Any] = {}
     if example is not None:
         # A bad example must not stop the server; real requests will tell.
         with contextlib.suppress(Exception):
-            predictor.call_many(("predict",) if "predict" in predictor.methods else (), example)
-    return LoadedVersion(
+            wanted = tuple(m for m in ("predict", "predict_proba") if m in predictor.methods)
+            outputs = predictor.call_many(wanted, example)
+    loaded = LoadedVersion(
         resolved,
         predictor,
         role=role,
@@ -279,6 +282,8 @@ def load_version(
         max_wait_ms=max_wait_ms,
         deadline_ms=deadline_ms,
     )
+    loaded.output_examples = outputs
+    return loaded
 
 
 # -- stacking requests into one batch ----------------------------------------------------------

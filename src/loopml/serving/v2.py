@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["routes"]
 
-_HEADER_LENGTH = "inference-header-content-length"
-
 
 def routes(state: ServerState) -> list[Route]:
     from starlette.responses import Response
@@ -63,6 +61,7 @@ def routes(state: ServerState) -> list[Route]:
             platform=loaded.predictor.flavor,
             signature=loaded.predictor.signature,
             methods=loaded.methods,
+            output_examples=loaded.output_examples or None,
         )
         body["parameters"] = {
             "runtime": loaded.runtime,
@@ -78,9 +77,8 @@ def routes(state: ServerState) -> list[Route]:
         wanted = request.path_params.get("version")
         shape_of = endpoint.version(wanted) if wanted else endpoint.primary.current
         body = await read_body(request, state.config.max_body_bytes)
-        header_length = request.headers.get(_HEADER_LENGTH)
         parsed = oip.parse_infer_request(
-            body, header_length=_header_length(header_length) if header_length else None
+            body, header_length=oip.header_length_of(request.headers.get(oip.HEADER_LENGTH))
         )
         methods = oip.requested_methods(parsed, shape_of.methods)
         data = oip.model_input(parsed, shape_of.predictor.signature)
@@ -124,17 +122,3 @@ def routes(state: ServerState) -> list[Route]:
         Route(base + "/infer", guarded(infer), methods=["POST"]),
         Route(versioned + "/infer", guarded(infer), methods=["POST"]),
     ]
-
-
-def _header_length(text: str) -> int:
-    from loopml.errors import InvalidArgument
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidArgument(
-            f"Inference-Header-Content-Length {text!r} is not a number of bytes"
-        ) from None
-    if value < 0:
-        raise InvalidArgument(f"Inference-Header-Content-Length {value} must not be negative")
-    return value
