@@ -471,3 +471,22 @@ def test_admission_control_answers_503_with_retry_after_instead_of_queueing(
     for i, response in answered:
         assert response.json() == {"predictions": [2.0 * i]}
     assert served.client.get("/ping").status_code == 200
+
+
+def test_the_live_path_is_reported_and_onnx_can_be_turned_off(
+    registry: Registry, start_server: StartServer
+) -> None:
+    rows = registry.X.iloc[:4]
+    for onnx, runtime in ((True, "onnxruntime"), (False, "sklearn")):
+        served = _serve(
+            start_server,
+            registry,
+            "models:/cancer/1",
+            onnx_fast_path=onnx,
+            log_predictions=False,
+        )
+        (model,) = served.client.get("/models").json()["models"]
+        assert model["versions"][0]["runtime"] == runtime
+        assert served.client.get("/v2/models/cancer").json()["parameters"]["runtime"] == runtime
+        answer = served.client.post("/invocations", json=_split_body(rows))
+        assert answer.json()["predictions"] == registry.natives[1].predict(rows).tolist()
