@@ -1,6 +1,6 @@
 """Benchmark: the model server, loopml against ``mlflow models serve`` and BentoML.
 
-    python bench/serving.py                  # full: about 8 minutes on 2 cores
+    python bench/serving.py                  # full: about 5 minutes on 2 cores
     python bench/serving.py --quick          # short points: a smoke run
     python bench/serving.py --skip-mlflow --skip-bentoml   # loopml only; the ratios are null
 
@@ -22,8 +22,11 @@ the CLI has it) at concurrency 64 for both models, giving ``logging_overhead``. 
 generator's own ceiling is measured once, against loopml's ``GET /ping``.
 
 MLflow and BentoML run in virtualenvs of their own (``<repo>/.bench/mlflow-venv`` and
-``<repo>/.bench/bentoml-venv``, made on first use). Progress goes to stderr; stdout has a
-table and, as its last line, one JSON object with every figure.
+``<repo>/.bench/bentoml-venv``, made on first use), each given our scikit-learn version and
+uvicorn's uvloop and httptools, which loopml's server runs on too (without uvloop, uvicorn's
+``--workers N`` leaves Nagle's algorithm on and MLflow pays about 40 ms per keep-alive
+request). Progress goes to stderr; stdout has a table and, as its last line, one JSON object
+with every figure.
 """
 
 from __future__ import annotations
@@ -540,7 +543,7 @@ def loopml_server(
 ) -> Server:
     port = free_port()
     cmd = [str(loopml_cli()), "serve", str(models.loopml_folder(model))]
-    cmd += ["--port", str(port), "--workers", str(workers)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if logging_flag:
         cmd.append(logging_flag)
     env = server_env(LOOPML_WORKSPACE=str(scratch / "ws"))
@@ -822,7 +825,7 @@ def notes(f: Figures) -> list[str]:
         f"(goal < 50 ms: {verdict('rf_c64_p99_ms')})",
         f"lr c64: loopml / MLflow {_num(f['lr_c64_vs_mlflow'], 'x')} (goal >= 3x: "
         f"{verdict('lr_c64_vs_mlflow')})",
-        f"{f['cpus']} cores; {f['workers']} workers for every server; "
+        f"{f['cpus']} cores; worker processes per server: {f['workers']}; "
         f"{f['timing']['warmup_s']:g} s warm-up + {f['timing']['duration_s']:g} s measured a point",
     ]
     if f["logging_supported"]:

@@ -58,6 +58,10 @@ def to_arrow_column(parts: list[NDArray[Any] | int]) -> pa.Array:
     import numpy as np
 
     dtype = common_dtype(arrays)
+    if len(arrays) == len(parts):  # no gaps: one concatenation, no masks
+        if any(a.dtype != dtype for a in arrays):
+            arrays = [a.astype(dtype, copy=False) for a in arrays]
+        return to_arrow(arrays[0] if len(arrays) == 1 else np.concatenate(arrays), None)
     values: list[NDArray[Any]] = []
     masks: list[NDArray[Any]] = []
     for p in parts:

@@ -147,6 +147,7 @@ class PredictionLogger:
             if self._closed:
                 raise InvalidState("this PredictionLogger is closed: build a new one to log again")
             if self._thread is None:
+                _warm_up()
                 self._thread = threading.Thread(
                     target=self._run, name="loopml-prediction-log", daemon=True
                 )
@@ -235,13 +236,34 @@ class PredictionLogger:
                 log.exception("prediction log: unexpected error in the writer thread")
 
     def _drain(self) -> bool:
-        """Take everything queued; at a flush marker write every group. True on a stop."""
+        """Take everything queued; at a flush marker write every group. True on a stop.
+
+        Consecutive predictions of one model version with inputs and outputs of the same
+        shape are added to their segment in one go (see ``SegmentBuilder.add_predictions``).
+        """
+        from loopml.predictions.segments import stack_key
+
         pending = self._pending
+        run: list[PredictionEntry] = []
+        run_key: tuple[Any, ...] | None = None
         while True:
             try:
                 item = pending.popleft()
             except IndexError:
+                self._add_run(run)
                 return False
+            if isinstance(item, PredictionEntry):
+                key = stack_key(item)
+                if key is not None and key == run_key:
+                    run.append(item)
+                    continue
+                self._add_run(run)
+                run, run_key = ([item], key) if key is not None else ([], None)
+                if key is None:
+                    self._add(item)
+                continue
+            self._add_run(run)
+            run, run_key = [], None
             if isinstance(item, _Flush):
                 try:
                     self._write_groups(due_only=False)
@@ -252,18 +274,40 @@ class PredictionLogger:
             else:
                 self._add(item)
 
+    def _add_run(self, run: list[PredictionEntry]) -> None:
+        if len(run) < 2:
+            for entry in run:
+                self._add(entry)
+            return
+        first = run[0]
+        try:
+            key = (
+                check_text(first.model_name, "model name"),
+                check_text(first.model_version, "model version", allow_empty=True),
+                SegmentKind.PREDICTIONS,
+            )
+            group = self._group(key)
+            group.builder.add_predictions(run)
+        except Exception:  # one bad entry: add them one by one, so only it is refused
+            for entry in run:
+                self._add(entry)
+            return
+        if group.builder.rows >= self._segment_rows:
+            self._write_group(key)
+
+    def _group(self, key: _GroupKey) -> _Group:
+        from loopml.predictions.segments import SegmentBuilder
+
+        group = self._groups.get(key)
+        if group is None:
+            due = time.monotonic() + self._flush_interval_s
+            group = self._groups[key] = _Group(SegmentBuilder(key[2]), due)
+        return group
+
     def _write_queued(self) -> None:
         """Write everything queued and buffered, in the calling thread."""
-        pending = self._pending
-        while True:
-            try:
-                item = pending.popleft()
-            except IndexError:
-                break
-            if isinstance(item, _Flush):
-                item.done.set()
-            else:
-                self._add(item)
+        while self._drain():  # a stop marker ends a drain early: go on past it
+            pass
         self._write_groups(due_only=False)
 
     def _seconds_to_next_due(self) -> float | None:
@@ -273,8 +317,6 @@ class PredictionLogger:
         return max(0.0, due - time.monotonic())
 
     def _add(self, entry: PredictionEntry | FeedbackEntry) -> None:
-        from loopml.predictions.segments import SegmentBuilder
-
         feedback = isinstance(entry, FeedbackEntry)
         try:
             key = (
@@ -282,10 +324,7 @@ class PredictionLogger:
                 check_text(entry.model_version, "model version", allow_empty=True),
                 SegmentKind.FEEDBACK if feedback else SegmentKind.PREDICTIONS,
             )
-            group = self._groups.get(key)
-            if group is None:
-                due = time.monotonic() + self._flush_interval_s
-                group = self._groups[key] = _Group(SegmentBuilder(key[2]), due)
+            group = self._group(key)
             if isinstance(entry, FeedbackEntry):
                 group.builder.add_feedback(entry)
             else:
@@ -365,3 +404,29 @@ class PredictionLogger:
 def _check_count(value: object, name: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidArgument(f"invalid {name} {value!r}: must be a whole number >= {minimum}")
+
+
+def _warm_up() -> None:
+    """Import and exercise what the writer uses, now, in the starting thread: a first segment
+    written while serving would otherwise import pyarrow's Parquet writer in the writer thread,
+    holding the GIL (and so every request) for a few hundred milliseconds."""
+    import numpy as np
+
+    from loopml.predictions.segments import SegmentBuilder, encode
+
+    builder = SegmentBuilder(SegmentKind.PREDICTIONS)
+    builder.add_prediction(
+        PredictionEntry(
+            request_id="warm-up",
+            model_name="warm-up",
+            model_version="",
+            role="primary",
+            timestamp_ms=0,
+            latency_ms=0.0,
+            inputs=np.zeros((1, 1)),
+            outputs={"predict": np.zeros(1)},
+            protocol="warm-up",
+        )
+    )
+    encode(builder.to_table())
+

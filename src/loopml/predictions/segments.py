@@ -68,6 +68,33 @@ class SegmentBuilder:
             self._outputs.add(outputs, n)
         return n
 
+    def add_predictions(self, entries: Sequence[PredictionEntry]) -> int:
+        """Add many entries whose inputs are 2-D arrays of one width, dtype and column names
+        and whose outputs have the same methods, stacked once (the server's usual traffic:
+        a few NumPy calls instead of work per column per entry). Raises, adding nothing, when
+        any entry does not fit; returns how many rows were added."""
+        import numpy as np
+
+        first = entries[0]
+        counts = [len(entry.inputs) for entry in entries]
+        n, inputs = input_columns(np.concatenate([e.inputs for e in entries]), first.input_names)
+        stacked: dict[str, Any] = {}
+        for method in first.outputs:
+            parts = [entry.outputs[method] for entry in entries]
+            if any(len(part) != count for part, count in zip(parts, counts, strict=True)):
+                raise InvalidArgument(f"an entry's output {method!r} has the wrong row count")
+            stacked[method] = np.concatenate(parts)
+        outputs = output_columns(stacked, n)
+        for entry, count in zip(entries, counts, strict=True):
+            self._add_meta(count, entry.request_id, entry.timestamp_ms)
+            self._latencies.append(float(entry.latency_ms))
+            self._labels.append(
+                (entry.model_name, entry.model_version, str(entry.role), entry.protocol)
+            )
+        self._inputs.add(inputs, n)
+        self._outputs.add(outputs, n)
+        return n
+
     def add_feedback(self, entry: FeedbackEntry) -> int:
         """Add an entry's ground truth rows (or raise, adding nothing); returns how many."""
         values = ground_truth_values(entry.ground_truth)
@@ -153,6 +180,25 @@ def _timestamp(value: object) -> int:
                 f"invalid timestamp_ms {value!r}: must be integer milliseconds since the epoch"
             )
     return int(value)
+
+
+def stack_key(entry: PredictionEntry) -> tuple[Any, ...] | None:
+    """What entries must share to be added together by :meth:`SegmentBuilder.add_predictions`
+    (``None``: this entry is added on its own)."""
+    inputs: Any = entry.inputs
+    if type(inputs).__name__ != "ndarray" or inputs.ndim != 2:
+        return None
+    outputs = entry.outputs
+    if not all(type(v).__name__ == "ndarray" and v.ndim >= 1 for v in outputs.values()):
+        return None
+    return (
+        entry.model_name,
+        entry.model_version,
+        inputs.shape[1],
+        inputs.dtype,
+        entry.input_names,
+        tuple((k, v.dtype, v.shape[1:]) for k, v in outputs.items()),
+    )
 
 
 def input_columns(
