@@ -44,6 +44,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,7 @@ class Timing:
 
 
 FULL = Timing(2.0, 8.0)
+LOGGING_ROUNDS = 3  # alternating on/off rounds for logging_overhead
 QUICK = Timing(0.5, 2.0)
 
 
@@ -625,6 +627,7 @@ class Bench:
     bentoml_python: Path | None
     logging: tuple[str, str] | None
     points: list[Figures] = dataclasses.field(default_factory=list)
+    logging_points: list[Figures] = dataclasses.field(default_factory=list)
     ceiling: list[Figures] = dataclasses.field(default_factory=list)
     predictions_match: dict[str, bool] = dataclasses.field(default_factory=dict)
 
@@ -676,6 +679,48 @@ class Bench:
                 self.points.append(point)
                 say(f"  {_point_text(point)}")
 
+    def measure_logging(self, model: str) -> None:
+        """Prediction logging on against off at concurrency 64: both servers up at once (the
+        idle one costs nothing), loaded in turn for LOGGING_ROUNDS rounds in alternating
+        order, so drifting machine load hits both alike; the medians give the overhead."""
+        assert self.logging is not None
+        on = self.server("loopml", model, logging=self.logging[0])
+        off = self.server("loopml", model, logging=self.logging[1])
+        with running(on, on.cwd / "server.log"), running(off, off.cwd / "server.log"):
+            requests = {
+                server.name: [
+                    post_request(
+                        server.port,
+                        server.wire.predict_path,
+                        server.wire.body(self.models.columns, r),
+                    )
+                    for r in self.models.rows
+                ]
+                for server in (on, off)
+            }
+            for round_ in range(LOGGING_ROUNDS):
+                pair = ((on, "on"), (off, "off"))
+                for server, state in pair if round_ % 2 == 0 else pair[::-1]:
+                    say(f"{MODEL_LABELS[model]}, log {state}, round {round_ + 1}, c64 ...")
+                    got = load(
+                        server.cwd,
+                        server.port,
+                        requests[server.name],
+                        concurrency=64,
+                        timing=self.timing,
+                    )
+                    point = {
+                        "server": "loopml",
+                        "model": model,
+                        "concurrency": 64,
+                        "logging": f"{state} (round {round_ + 1})",
+                        "state": state,
+                        **got,
+                        "load_avg_1m": round(os.getloadavg()[0], 2),
+                    }
+                    self.logging_points.append(point)
+                    say(f"  {_point_text(point)}")
+
     def _ceiling(self, server: Server) -> None:
         request = [get_request(server.port, "/ping")]
         for c in CEILING_CONCURRENCY:
@@ -712,8 +757,8 @@ def run_points(bench: Bench) -> None:
     ]
     for model in MODELS:
         bench.measure("loopml", model, CONCURRENCY, with_ceiling=not bench.ceiling)
-        if bench.logging is not None:  # right after the default (log on), to share conditions
-            bench.measure("loopml", model, (64,), logging=bench.logging[1])
+        if bench.logging is not None:
+            bench.measure_logging(model)
         for peer in peers:
             bench.measure(peer, model, CONCURRENCY)
 
@@ -736,7 +781,11 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def headline(points: Sequence[Figures], logging: tuple[str, str] | None) -> Figures:
+def headline(
+    points: Sequence[Figures],
+    logging: tuple[str, str] | None,
+    logging_points: Sequence[Figures] = (),
+) -> Figures:
     """The ratios at concurrency 64 and the cost of the prediction log."""
     default = "on" if logging else None
 
@@ -755,11 +804,18 @@ def headline(points: Sequence[Figures], logging: tuple[str, str] | None) -> Figu
     }
     if logging is not None:
         for model in MODELS:
-            on_off = _ratio(rps("loopml", model, "on"), rps("loopml", model, "off"))
+            on_off = _ratio(
+                _median_rps(logging_points, model, "on"), _median_rps(logging_points, model, "off")
+            )
             out[f"logging_overhead_{model}"] = None if on_off is None else 1 - on_off
         both = [out[f"logging_overhead_{m}"] for m in MODELS]
         out["logging_overhead"] = None if None in both else max(both)  # the worse of the two
     return out
+
+
+def _median_rps(points: Sequence[Figures], model: str, state: str) -> float | None:
+    values = [float(p["rps"]) for p in points if (p["model"], p["state"]) == (model, state)]
+    return statistics.median(values) if values else None
 
 
 def goals_met(f: Figures) -> dict[str, bool | None]:
@@ -792,7 +848,7 @@ def table(f: Figures) -> str:
     head = ("model", "server", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "load", "ours/this")
     rows: list[tuple[str, ...]] = [head]
     default = "on" if f["logging_supported"] else None
-    for p in [*f["points"], *f["loadgen_ceiling"]]:
+    for p in [*f["points"], *f.get("logging_points", []), *f["loadgen_ceiling"]]:
         if "model" in p:
             model, server = (
                 p["model"],
@@ -986,9 +1042,10 @@ def run(args: argparse.Namespace) -> Figures:
         run_points(bench)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    figures: Figures = headline(bench.points, flags)
+    figures: Figures = headline(bench.points, flags, bench.logging_points)
     figures.update(
         points=bench.points,
+        logging_points=bench.logging_points,
         loadgen_ceiling=bench.ceiling,
         predictions_match=bench.predictions_match,
         logging_supported=flags is not None,

@@ -490,3 +490,25 @@ def test_the_live_path_is_reported_and_onnx_can_be_turned_off(
         assert served.client.get("/v2/models/cancer").json()["parameters"]["runtime"] == runtime
         answer = served.client.post("/invocations", json=_split_body(rows))
         assert answer.json()["predictions"] == registry.natives[1].predict(rows).tolist()
+
+
+def test_a_store_that_cannot_be_opened_disables_the_log_but_not_serving(
+    tmp_path: Any, classifier: Any, start_server: StartServer
+) -> None:
+    import loopml
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the workspace should be")
+    client = loopml.Client(
+        f"sqlite:///{blocker / 'loopml.db'}",
+        artifact_uri=str(blocker / "artifacts"),
+        settings=loopml.Settings(workspace=blocker),
+    )
+    served = start_server(build_app(ServeConfig(models=(str(classifier.path),)), client))
+    rows = classifier.X.iloc[:2]
+    answer = served.client.post("/invocations", json=_split_body(rows))
+    assert answer.status_code == 200
+    assert "loopml_prediction_log_disabled 1.0" in served.client.get("/metrics").text
+    feedback = served.client.post("/feedback", json={"request_id": "x", "ground_truth": 1})
+    assert feedback.status_code == 409
+    assert "does not log predictions" in feedback.json()["error"]["message"]

@@ -137,6 +137,12 @@ class ServerMetrics:
             ("model",),
             registry=reg,
         )
+        self.log_disabled = Gauge(
+            "loopml_prediction_log_disabled",
+            "1 when the prediction log could not be opened and the server serves without it.",
+            registry=reg,
+            **gauge_mode,
+        )
         self.swaps = Counter(
             "loopml_model_swaps",
             "Hot swaps to a new version after an alias moved.",

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from loopml.errors import InvalidArgument, InvalidState, NotFound
+from loopml.errors import InvalidArgument, InvalidState, LoopmlError, NotFound
 from loopml.serving.config import ServeConfig
 from loopml.serving.deployment import (
     LoadedVersion,
@@ -139,10 +139,21 @@ class ServerState:
         if self.config.log_predictions and self.client is not None:
             from loopml.predictions import PredictionLogger
 
-            self.logger = PredictionLogger.from_client(
-                self.client, writer_id=f"{socket.gethostname()}:{os.getpid()}"
-            )
-            self.logger.start()
+            try:
+                logger = PredictionLogger.from_client(
+                    self.client, writer_id=f"{socket.gethostname()}:{os.getpid()}"
+                )
+                logger.start()
+            except (LoopmlError, OSError) as exc:  # serve anyway; say so loudly
+                log.error(
+                    "the prediction log cannot be written (%s); serving WITHOUT it: set "
+                    "LOOPML_WORKSPACE or LOOPML_STORE_URI to a writable store, or pass "
+                    "--no-log-predictions to silence this",
+                    exc,
+                )
+                self.metrics.log_disabled.set(1)
+            else:
+                self.logger = logger
         if self.config.poll_interval_s > 0 and self.client is not None and self.alias_slots():
             from loopml.serving.hotswap import AliasWatcher
 
@@ -324,7 +335,8 @@ class ServerState:
 
         if self.logger is None:
             raise InvalidState(
-                "this server does not log predictions (started with --no-log-predictions), "
+                "this server does not log predictions (started with --no-log-predictions, or its "
+                "store could not be opened: see /metrics loopml_prediction_log_disabled), "
                 "so it cannot record feedback"
             )
         known = self._recent.get(request_id)
