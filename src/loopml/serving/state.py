@@ -103,29 +103,14 @@ class ServerState:
             endpoints[resolved.name] = ModelEndpoint(
                 resolved.name, Slot(uri, "primary", primary, alias=resolved.alias)
             )
-        for canary in config.canaries:
-            endpoint = _endpoint_for(endpoints, canary.name, "canary")
-            resolved = resolve(canary.uri, client, name=endpoint.name)
-            endpoint.canaries.append(
-                Slot(
-                    canary.uri,
-                    "canary",
-                    _load(config, resolved, "canary", metrics),
-                    weight=canary.weight,
-                    alias=resolved.alias,
-                )
-            )
-        for shadow in config.shadows:
-            endpoint = _endpoint_for(endpoints, shadow.name, "shadow")
-            resolved = resolve(shadow.uri, client, name=endpoint.name)
-            endpoint.shadows.append(
-                Slot(
-                    shadow.uri,
-                    "shadow",
-                    _load(config, resolved, "shadow", metrics),
-                    alias=resolved.alias,
-                )
-            )
+        extra = [("canary", c.name, c.uri, c.weight) for c in config.canaries]
+        extra += [("shadow", s.name, s.uri, 0.0) for s in config.shadows]
+        for role, name, uri, weight in extra:
+            endpoint = _endpoint_for(endpoints, name, role)
+            resolved = resolve(uri, client, name=endpoint.name)
+            loaded = _load(config, resolved, role, metrics)
+            slots = endpoint.canaries if role == "canary" else endpoint.shadows
+            slots.append(Slot(uri, role, loaded, weight=weight, alias=resolved.alias))
         return cls(config, endpoints, client=client, metrics=metrics)
 
     def load(self, resolved: ResolvedModel, role: str) -> LoadedVersion:
