@@ -319,6 +319,13 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ),
     ("v2 malformed", "/v2/models/cancer/infer", {"content": b"{"}, 400, "JSON"),
     (
+        "v2 datatype not a string",
+        "/v2/models/cancer/infer",
+        {"json": {"inputs": [{"name": "x", "shape": [1], "datatype": ["FP32"], "data": [1]}]}},
+        400,
+        "unknown datatype",
+    ),
+    (
         "v2 bad datatype",
         "/v2/models/cancer/infer",
         {
