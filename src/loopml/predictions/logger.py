@@ -429,4 +429,3 @@ def _warm_up() -> None:
         )
     )
     encode(builder.to_table())
-
