@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from loopml._version import __version__
-from loopml.cli import db, experiments, models, quickstart, runs, serve
+from loopml.cli import db, experiments, models, monitor, quickstart, runs, serve
 from loopml.cli._common import print_error
 from loopml.errors import LoopmlError
 from loopml.tracking.client import Client
@@ -45,6 +45,9 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(
+    monitor.app, name="monitor", help="Drift, data-quality and prediction-quality reports."
+)
 app.command("quickstart")(quickstart.quickstart)
 app.command("serve")(serve.serve)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 
+from loopml.core.alerts import Alert, AlertState
 from loopml.core.entities import (
     ArtifactRef,
     DatasetInput,
@@ -289,6 +290,33 @@ class MetadataStore(abc.ABC):
     ) -> list[PredictionSegment]:
         """Segments of a model ordered by ``first_ms``; ``start_ms``/``end_ms`` keep those
         whose rows overlap ``[start_ms, end_ms)``."""
+
+    # -- alerts ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_alert(self, alert: Alert) -> None:
+        """Store a fired alert; ``AlreadyExists`` if its id is taken."""
+
+    @abc.abstractmethod
+    def list_alerts(
+        self,
+        model_name: str | None = None,
+        *,
+        rule: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Alerts newest first (by ``fired_ms``), of one model or of all; ``since_ms`` keeps
+        those fired at or after it; at most ``limit`` (1 to 10000)."""
+
+    @abc.abstractmethod
+    def get_alert_states(self, model_name: str) -> dict[str, AlertState]:
+        """The stored state of every rule evaluated for a model, by rule name."""
+
+    @abc.abstractmethod
+    def record_alert_evaluation(
+        self, states: Sequence[AlertState], alerts: Sequence[Alert] = ()
+    ) -> None:
+        """Save rule states (replacing earlier ones) and add the alerts they fired, atomically."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

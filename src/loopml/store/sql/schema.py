@@ -307,3 +307,34 @@ prediction_segments = sa.Table(
     sa.Column("writer", sa.String(250), nullable=False, server_default=""),
     sa.Index(None, "model_name", "kind", "first_ms"),
 )
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(250), nullable=False),
+    sa.Column("rule", sa.String(250), nullable=False),
+    sa.Column("metric", sa.String(500), nullable=False),
+    sa.Column("value", sa.Float(precision=53), nullable=False),
+    sa.Column("threshold", sa.Float(precision=53), nullable=False),
+    sa.Column("op", sa.String(2), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("fired_ms", sa.BigInteger, nullable=False),
+    sa.Column("window_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("deliveries", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Index(None, "model_name", "fired_ms"),
+    sa.Index(None, "fired_ms"),
+)
+
+# One row per (model, rule): what the rule remembers between windows, so a restart resumes.
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("model_name", sa.String(250), primary_key=True),
+    sa.Column("rule", sa.String(250), primary_key=True),
+    sa.Column("breaches", sa.Integer, nullable=False),
+    sa.Column("last_window_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_fired_window_ms", sa.BigInteger, nullable=True),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
