@@ -144,6 +144,13 @@ def test_shifted_traffic_on_a_served_model_raises_a_drift_alert(
     assert "performance.estimated_accuracy" in calm.values
     assert len(received) == 1 and received[0]["rule"] == "drifted"
 
+    # the reference's profile is stored with the model version's run
+    from loopml.monitoring.profile import DatasetProfile
+
+    version = client.store.get_model_version("cancer", 1)
+    stored = json.loads(client.read_artifact(version.run_id, "monitoring/profile.json"))
+    assert DatasetProfile.from_dict(stored).columns["mean radius"].kind == "numerical"
+
     # recorded as time series; a second run finds nothing new (state kept in the store)
     run = monitor._run()
     history = client.store.get_metric_history(run.run_id, "drift.share")

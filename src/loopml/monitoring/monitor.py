@@ -47,6 +47,7 @@ EXPERIMENT = "monitoring"
 LAST_END_TAG = "loopml.monitor.last_end_ms"
 REFERENCE_TAG = "loopml.monitoring.reference"
 REFERENCE_FILE = "monitoring/reference.parquet"
+PROFILE_FILE = "monitoring/profile.json"
 _INPUT = "input."
 _OUTPUT = "output."
 
@@ -74,8 +75,9 @@ def set_reference(
 ) -> str:
     """Store ``data`` (the training data, or a sample of it) as the monitoring reference of the
     model version ``model_uri`` names (``models:/name/3`` or ``models:/name@alias``): a Parquet
-    artifact of the version's run, recorded in the version's tag ``loopml.monitoring.reference``.
-    Returns the artifact's ``runs:/`` URI."""
+    artifact of the version's run (at most ``sample_rows`` rows) and its profile
+    (``monitoring/profile.json``), recorded in the version's tag ``loopml.monitoring.reference``.
+    Returns the sample's ``runs:/`` URI."""
     import io
 
     from loopml.models.uri import model_version, parse_model_uri
@@ -94,6 +96,10 @@ def set_reference(
     buffer = io.BytesIO()
     data.reset_index(drop=True).to_parquet(buffer, index=False)
     client.log_bytes(version.run_id, buffer.getvalue(), REFERENCE_FILE)
+    from loopml.monitoring.profile import profile_dataset
+
+    profile = profile_dataset(data)  # the mergeable profile, beside the sample it describes
+    client.log_dict(version.run_id, profile.to_dict(), PROFILE_FILE)
     uri = f"runs:/{version.run_id}/{REFERENCE_FILE}"
     client.store.set_model_version_tag(version.name, version.version, REFERENCE_TAG, uri)
     return uri
