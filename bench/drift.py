@@ -21,11 +21,11 @@ pairs, each with the same number of rows on both sides:
 Each tool runs in a fresh subprocess per measurement: loopml in the interpreter that runs this
 script, Evidently in a virtualenv of its own (default ``<repo>/.bench/evidently-venv``, made
 on first use). The worker (this file run with ``--worker``) imports its library, reads the two
-Parquet files with ``pandas.read_parquet`` (timed as the load) and then times the drift
-computation on the loaded DataFrames:
+Parquet files with :func:`read_frame` (timed as the load; the same loader for both) and then
+times the drift computation on the loaded DataFrames:
 
-* loopml: ``DriftDetector().fit(reference)`` and ``.score(current)``, what
-  ``detect_drift(reference, current)`` does;
+* loopml: ``detect_drift(reference, current)``; after the measured part, the worker also times
+  ``DriftDetector().fit(reference)`` and ``.score(current)`` apart, for the notes;
 * Evidently: ``Dataset.from_pandas`` for both frames (with a ``DataDefinition`` that names the
   numerical and categorical columns) and ``Report([DataDriftPreset()],
   include_tests=True).run(current, reference)``; the tests only turn each column's drift score,
@@ -36,9 +36,9 @@ Memory is peak resident set size. Once the frames are loaded, the worker notes i
 peak so far (the load's), then resets the peak (Linux: ``/proc/self/clear_refs``), so the
 peak it reads after the computation (``peak_mb``, the goal's figure) is the computation's with
 the interpreter, the libraries and the loaded frames resident. The whole-process peak, load
-included (``process_peak_mb``), is the larger of the load's peak and ``ru_maxrss`` from
-``os.wait4``. Progress goes to stderr; stdout has a table, a few notes and, as its last line,
-one JSON object with every figure.
+included (``process_peak_mb``), is the larger of the two. Where the peak cannot be reset, both
+are ``ru_maxrss`` from ``os.wait4``. Progress goes to stderr; stdout has a table, a few notes
+and, as its last line, one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -265,15 +265,19 @@ def _proc_status_mb(field: str) -> float | None:
 
 
 def loopml_drift(reference: Any, current: Any, cfg: Figures) -> Figures:
-    from loopml.monitoring import DriftDetector
+    """``detect_drift`` (measured); then, for the notes, ``fit`` and ``score`` timed apart."""
+    from loopml.monitoring import DriftDetector, detect_drift
 
     t0 = time.perf_counter()
-    detector = DriftDetector().fit(reference)
+    report = detect_drift(reference, current)
     t1 = time.perf_counter()
-    report = detector.score(current)
-    t2 = time.perf_counter()
     report.to_dict()
+    t2 = time.perf_counter()
+    peak = _proc_status_mb("VmHWM")
+    detector = DriftDetector().fit(reference)
     t3 = time.perf_counter()
+    detector.score(current)
+    t4 = time.perf_counter()
     columns = {
         name: {
             "drifted": bool(col.drifted),
@@ -284,10 +288,11 @@ def loopml_drift(reference: Any, current: Any, cfg: Figures) -> Figures:
         for name, col in report.columns.items()
     }
     return {
-        "compute_s": t2 - t0,
-        "fit_s": t1 - t0,
-        "score_s": t2 - t1,
-        "extract_s": t3 - t2,
+        "compute_s": t1 - t0,
+        "extract_s": t2 - t1,
+        "compute_hwm_mb": peak,
+        "fit_s": t3 - t2,
+        "score_s": t4 - t3,
         "columns": columns,
         "dataset_drifted": bool(report.dataset_drifted),
         "share_drifted": report.share_drifted,
@@ -309,6 +314,7 @@ def evidently_drift(reference: Any, current: Any, cfg: Figures) -> Figures:
     t1 = time.perf_counter()
     result = snapshot.dict()
     t2 = time.perf_counter()
+    peak = _proc_status_mb("VmHWM")
     columns: dict[str, Figures] = {}
     share = None
     for metric in result["metrics"]:
@@ -328,6 +334,7 @@ def evidently_drift(reference: Any, current: Any, cfg: Figures) -> Figures:
     return {
         "compute_s": t1 - t0,
         "extract_s": t2 - t1,
+        "compute_hwm_mb": peak,
         "columns": columns,
         "dataset_drifted": dataset_drifted,
         "share_drifted": share,
@@ -381,11 +388,12 @@ def run_worker(cfg_json: str) -> None:
         "hwm_after_load_mb": _proc_status_mb("VmHWM"),
     }
     reset = _reset_peak()
-    out = compute(reference, current, cfg)
+    out = compute(reference, current, cfg)  # reads the peak (VmHWM) right after the measured part
+    if not reset:
+        out["compute_hwm_mb"] = None
     out.update(
         import_s=t1 - t0,
         load_s=t2 - t1,
-        compute_hwm_mb=_proc_status_mb("VmHWM") if reset else None,
         version=version(cfg["tool"]),
         pandas_version=pd.__version__,
         **after_load,
@@ -407,11 +415,14 @@ def run_measured(python: Path | str, cfg: Figures, scratch: Path) -> Figures:
         tail = "\n".join(lines[-5:])
         raise BenchError(f"{cfg['tool']} worker exited {proc.returncode}:\n{tail}")
     figures: Figures = json.loads(lines[-1])
-    # ru_maxrss (KiB on Linux) counts from the reset, when there was one: the load's own peak is
-    # the worker's VmHWM before it
-    exit_peak = usage.ru_maxrss / 1024
-    figures["process_peak_mb"] = max(exit_peak, figures["hwm_after_load_mb"] or 0.0)
-    figures["peak_mb"] = figures["compute_hwm_mb"] or figures["process_peak_mb"]
+    # ru_maxrss (KiB on Linux) counts from the worker's reset of its peak, when it could reset
+    # it, and up to its exit (loopml's worker times fit and score apart after the measured part)
+    figures["exit_peak_mb"] = usage.ru_maxrss / 1024
+    if figures["compute_hwm_mb"] is None:
+        figures["peak_mb"] = figures["process_peak_mb"] = figures["exit_peak_mb"]
+    else:
+        figures["peak_mb"] = figures["compute_hwm_mb"]
+        figures["process_peak_mb"] = max(figures["peak_mb"], figures["hwm_after_load_mb"])
     return figures
 
 
@@ -599,7 +610,7 @@ def notes(f: Figures) -> list[str]:
         f"at 1,000,000 rows: speedup {_num(f['speedup_1m'], 'x')} (goal >= {SPEED_GOAL:.0f}x: "
         f"{verdict('speed')}), memory fraction {_num(f['memory_fraction_1m'])} (goal <= 1/3: "
         f"{verdict('memory')}); same drifted columns in every set: {verdict('same_columns')}",
-        "time: the drift computation on the loaded frames (loopml: fit + score; Evidently: "
+        "time: the drift computation on the loaded frames (loopml: detect_drift; Evidently: "
         "Dataset.from_pandas + Report.run); MiB: peak RSS from the end of the load to the end "
         "of the computation, the loaded frames included",
     ]
@@ -610,7 +621,7 @@ def notes(f: Figures) -> list[str]:
             return f"{_num(lo[key])}{unit}" + (f" (Evidently {_num(ev[key])}{unit})" if ev else "")
 
         line = (
-            f"{name}: loopml fit {_num(lo['fit_s'])} s + score {_num(lo['score_s'])} s; "
+            f"{name}: loopml apart: fit {_num(lo['fit_s'])} s, score {_num(lo['score_s'])} s; "
             f"load {both('load_s', ' s')}; RSS after load {both('rss_after_load_mb', ' MiB')}; "
             f"peak above it {both('above_load_mb', ' MiB')}; whole-process peak, load included "
             f"{both('process_peak_mb', ' MiB')}"

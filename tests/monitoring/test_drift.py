@@ -462,3 +462,18 @@ def test_multivariate_test_on_an_empty_window_is_a_warning() -> None:
     report = DriftDetector(multivariate="pca").fit(reference).score(current.iloc[:0])
     assert report.multivariate is None
     assert any("multivariate test 'pca' not run" in w for w in report.warnings)
+
+
+def test_a_large_reference_is_sketched_and_the_distance_barely_moves() -> None:
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    from loopml.monitoring.drift import WassersteinDistance
+
+    rng = np.random.default_rng(3)
+    reference = rng.gamma(2.0, 1.0, 300_000)
+    current = rng.gamma(2.0, 1.1, 50_000)
+    test = WassersteinDistance().fit(reference)
+    assert len(test.reference_) == 10_000  # kept small
+    exact = wasserstein_distance(reference, current) / reference.std()
+    assert abs(test.score(current).statistic - exact) < 1e-3
