@@ -14,11 +14,12 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from loopml.errors import InvalidArgument
+from loopml.monitoring.tables import read_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,6 +159,8 @@ class DatasetProfile:
         estimated from the merged bins. Raises InvalidArgument when a column's bin edges or
         kinds differ: profile windows with ``edges_from=`` the same reference.
         """
+        from loopml.monitoring._profile_merge import absent, merge_columns
+
         if not isinstance(other, DatasetProfile):
             raise InvalidArgument(
                 f"cannot merge a DatasetProfile with {type(other).__name__}: pass a DatasetProfile"
@@ -165,9 +168,9 @@ class DatasetProfile:
         cap = min(self.max_categories, other.max_categories)
         columns: dict[str, ColumnProfile] = {}
         for name in [*self.columns, *(n for n in other.columns if n not in self.columns)]:
-            left = self.columns.get(name) or _absent(name, self.rows)
-            right = other.columns.get(name) or _absent(name, other.rows)
-            columns[name] = _merge_columns(left, right, cap)
+            left = self.columns.get(name) or absent(name, self.rows)
+            right = other.columns.get(name) or absent(name, other.rows)
+            columns[name] = merge_columns(left, right, cap)
         return DatasetProfile(
             rows=self.rows + other.rows,
             columns=columns,
@@ -306,78 +309,6 @@ def category_counts(values: pd.Series) -> pd.Series:
     keys = [_number_key(float(v), family) for v in uniques]
     result = pd.Series(counts, index=pd.Index(keys, dtype=object), dtype="int64", name="count")
     return result.sort_values(ascending=False, kind="stable")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.tsv``), Parquet (``.parquet``, ``.pq`` or a directory of them)
-    or JSON lines (``.jsonl``, ``.ndjson``; ``.json`` holds JSON lines or one JSON array of
-    records) file; text formats may be compressed (``.gz``, ``.bz2``, ``.xz``, ``.zst``,
-    ``.zip``).
-    """
-    import pandas as pd
-
-    source = Path(path).expanduser()
-    if not source.exists():
-        raise InvalidArgument(f"cannot read {str(source)!r}: no such file or directory")
-    fmt = "parquet" if source.is_dir() else _format_of(source)
-    label = _FORMATS[fmt]
-    try:
-        if fmt == "csv":
-            return pd.read_csv(source)
-        if fmt == "tsv":
-            return pd.read_csv(source, sep="\t")
-        if fmt == "parquet":
-            return pd.read_parquet(source)
-        if fmt == "jsonl":
-            return pd.read_json(source, lines=True)
-        try:
-            return pd.read_json(source)
-        except ValueError:
-            return pd.read_json(source, lines=True)
-    except pd.errors.EmptyDataError as err:
-        raise InvalidArgument(f"cannot read {str(source)!r}: the file is empty") from err
-    except ImportError as err:
-        raise InvalidArgument(
-            f"cannot read {str(source)!r} as {label}: {err} (install pyarrow for Parquet)"
-        ) from err
-    except (ValueError, OSError, UnicodeDecodeError) as err:
-        raise InvalidArgument(f"cannot read {str(source)!r} as {label}: {err}") from err
-
-
-_FORMATS = {
-    "csv": "CSV",
-    "tsv": "tab-separated CSV",
-    "parquet": "Parquet",
-    "jsonl": "JSON lines",
-    "json": "JSON",
-}
-_SUFFIXES = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-}
-_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
-
-
-def _format_of(source: Path) -> str:
-    suffixes = [suffix.lower() for suffix in source.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] in _COMPRESSIONS
-    if compressed:
-        suffixes.pop()
-    fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
-    if fmt is None or (compressed and fmt == "parquet"):
-        accepted = ", ".join(_SUFFIXES)
-        found = "".join(source.suffixes) or "(no suffix)"
-        raise InvalidArgument(
-            f"cannot read {str(source)!r}: unknown file type {found!r}; "
-            f"accepted: {accepted} (text formats optionally compressed with "
-            f"{', '.join(_COMPRESSIONS)}) or a directory of Parquet files"
-        )
-    return fmt
 
 
 # -- building a column profile ------------------------------------------------------------
@@ -609,142 +540,6 @@ def _sorted_quantiles(ordered: NDArray[np.float64]) -> dict[str, float]:
     return result
 
 
-# -- merging ------------------------------------------------------------------------------
-
-
-def _absent(name: str, rows: int) -> ColumnProfile:
-    return ColumnProfile(name=name, kind="empty", count=0, missing=rows, distinct=0)
-
-
-def _merge_columns(a: ColumnProfile, b: ColumnProfile, cap: int) -> ColumnProfile:
-    if a.kind == "empty":
-        return replace(b, missing=b.missing + a.missing)
-    if b.kind == "empty":
-        return replace(a, missing=a.missing + b.missing)
-    kind = _merged_kind(a, b)
-    if a.bin_edges != b.bin_edges:
-        raise InvalidArgument(
-            f"cannot merge column {a.name!r}: its bin edges differ between the profiles "
-            f"({len(a.bin_edges)} edges from {a.bin_edges[:1]} vs {len(b.bin_edges)} from "
-            f"{b.bin_edges[:1]}); profile every window with edges_from= the same reference"
-        )
-    edges = a.bin_edges
-    count = a.count + b.count
-    categories, distinct = _merged_categories(a, b, kind, cap)
-    if not a.numeric:
-        return ColumnProfile(
-            name=a.name,
-            kind=kind,
-            count=count,
-            missing=a.missing + b.missing,
-            distinct=distinct,
-            categories=categories,
-        )
-    bin_counts = tuple(x + y for x, y in zip(a.bin_counts, b.bin_counts, strict=True))
-    mean, std = _merged_moments(a, b)
-    low = _opt_min(a.min, b.min)
-    high = _opt_max(a.max, b.max)
-    return ColumnProfile(
-        name=a.name,
-        kind=kind,
-        count=count,
-        missing=a.missing + b.missing,
-        distinct=distinct,
-        mean=mean,
-        std=std,
-        min=low,
-        max=high,
-        quantiles=_binned_quantiles(edges, bin_counts, low, high),
-        bin_edges=edges,
-        bin_counts=bin_counts,
-        categories=categories,
-    )
-
-
-def _merged_kind(a: ColumnProfile, b: ColumnProfile) -> ColumnKind:
-    if a.kind == b.kind:
-        return a.kind
-    if {a.kind, b.kind} == {"binary", "categorical"} and not a.numeric and not b.numeric:
-        return "categorical"
-    raise InvalidArgument(
-        f"cannot merge column {a.name!r}: it is {a.kind!r} in one profile and {b.kind!r} "
-        "in the other; profile every window with edges_from= the same reference"
-    )
-
-
-def _merged_categories(
-    a: ColumnProfile, b: ColumnProfile, kind: ColumnKind, cap: int
-) -> tuple[dict[str, int], int]:
-    """Summed category counts and the distinct count (a lower bound once values were dropped)."""
-    complete_a, complete_b = _complete(a), _complete(b)
-    union: dict[str, int] = dict(a.categories)
-    for key, value in b.categories.items():
-        union[key] = union.get(key, 0) + value
-    known = len(union) - (OTHER in union)
-    exact = complete_a and complete_b
-    distinct = known if exact else max(a.distinct, b.distinct, known)
-    if kind == "text":
-        return {}, distinct
-    if a.numeric:
-        return (union if exact and known <= cap else {}), distinct
-    other = union.pop(OTHER, 0)
-    ranked = sorted(union.items(), key=lambda kv: (-kv[1], kv[0]))
-    result = dict(ranked[:cap])
-    other += sum(value for _, value in ranked[cap:])
-    if other:
-        result[OTHER] = other
-    return result, distinct
-
-
-def _complete(column: ColumnProfile) -> bool:
-    """Whether ``categories`` lists every value of the column."""
-    if column.count == 0:
-        return True
-    if column.kind == "text" or OTHER in column.categories:
-        return False
-    return bool(column.categories)
-
-
-def _merged_moments(a: ColumnProfile, b: ColumnProfile) -> tuple[float | None, float | None]:
-    """Mean and population std of both sides (Chan et al.'s parallel update of count, mean, M2)."""
-    if a.mean is None or a.std is None or not a.count:
-        return b.mean, b.std
-    if b.mean is None or b.std is None or not b.count:
-        return a.mean, a.std
-    n = a.count + b.count
-    delta = b.mean - a.mean
-    mean = a.mean + delta * b.count / n
-    m2 = a.std**2 * a.count + b.std**2 * b.count + delta**2 * a.count * b.count / n
-    return mean, math.sqrt(max(m2, 0.0) / n)
-
-
-def _binned_quantiles(
-    edges: tuple[float, ...], counts: tuple[int, ...], low: float | None, high: float | None
-) -> dict[str, float]:
-    """Quantiles estimated from a histogram, spreading each bin's values evenly."""
-    total = sum(counts)
-    if not total or low is None or high is None:
-        return {}
-    bounds = [low, *edges, high]
-    segments = [
-        (min(max(bounds[i], low), high), min(max(bounds[i + 1], low), high))
-        for i in range(len(counts))
-    ]
-    result: dict[str, float] = {}
-    for key in QUANTILES:
-        target = float(key) * total
-        seen = 0
-        value = high
-        for (start, stop), n in zip(segments, counts, strict=True):
-            if n and seen + n >= target:
-                value = start + (stop - start) * (target - seen) / n
-                break
-            seen += n
-        result[key] = min(max(value, low), high)
-    result["0"], result["1"] = low, high
-    return result
-
-
 # -- small helpers ------------------------------------------------------------------------
 
 
@@ -759,14 +554,6 @@ def _optional_float(value: object) -> float | None:
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _opt_min(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _opt_max(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else max(a, b)
 
 
 def _now_ms() -> int:
