@@ -109,3 +109,36 @@ def test_monitor_run_without_a_reference_is_one_clear_error(workspace: Path, cli
     assert done.exit_code == 0 and "no complete window" in done.output
     bad = cli("monitor", "run", "models:/ghost@champion")
     assert bad.exit_code == 1 and "error:" in bad.output and "Traceback" not in bad.output
+
+
+def test_monitor_labels_loads_ground_truth_by_request_id_and_rescores(
+    workspace: Path, cli: Invoke, tmp_path: Path
+) -> None:
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    import loopml
+
+    _workspace_with_traffic(workspace)
+    done = cli("monitor", "run", "models:/cancer@champion", "--window-rows", "200")
+    assert done.exit_code == 0, done.output
+    target = load_breast_cancer(as_frame=True).frame.iloc[1::2].target.reset_index(drop=True)
+    labels = pd.DataFrame(
+        [
+            {"request_id": f"r0-{j}", "row": r, "ground_truth": int(target.iloc[j + r])}
+            for j in range(0, 200, 10)
+            for r in range(10)
+            if r != 3  # one row per request stays unlabelled
+        ]
+    )
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    loaded = cli("monitor", "labels", "cancer", str(tmp_path / "labels.csv"))
+    assert loaded.exit_code == 0, loaded.output
+    assert "loaded 180 label(s) for 20 request(s)" in loaded.output
+    assert "rescored 1 window(s)" in loaded.output
+    with loopml.Client() as client:
+        run = client.search_runs(filter="attributes.run_name = 'monitor/cancer'").items[0]
+        (point,) = client.store.get_metric_history(run.run_id, "performance.labelled_rows")
+        assert (point.step, point.value) == (0, 180)
+    bad = cli("monitor", "labels", "cancer", str(tmp_path / "labels.csv").replace("labels", "nope"))
+    assert bad.exit_code == 1 and "error:" in bad.output

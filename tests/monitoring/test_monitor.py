@@ -192,3 +192,52 @@ def test_time_windows_are_aligned_and_only_complete_ones_are_scored() -> None:
     ]
     flushed = monitor._windows(frame, now_ms=35_000, flush=True)
     assert flushed[-1][2]["request_id"].tolist() == ["5"]
+
+
+def test_labels_that_arrive_later_are_backfilled_with_the_estimate_error(
+    workspace: Any,
+) -> None:
+    import time
+
+    from loopml.models import load_model
+    from loopml.monitoring.monitor import Monitor
+    from loopml.predictions import FeedbackEntry, PredictionEntry, PredictionLogger
+
+    client, live = workspace
+    model = load_model("models:/cancer/1", client=client)
+    features = live.drop(columns="target")
+    logger = PredictionLogger.from_client(client)
+    now = int(time.time() * 1000) - 60_000
+    for i in range(0, 200, 10):
+        part = features.iloc[i : i + 10]
+        logger.log(
+            PredictionEntry(
+                request_id=f"late-{i}",
+                model_name="cancer",
+                model_version="1",
+                role="primary",
+                timestamp_ms=now + i,
+                latency_ms=1.0,
+                inputs=part.to_numpy(),
+                outputs={
+                    "predict": model.predict(part),
+                    "predict_proba": model.predict_proba(part),
+                },
+                protocol="predict",
+                input_names=tuple(part.columns),
+            )
+        )
+    logger.flush()
+    monitor = Monitor(client, "models:/cancer@champion", window_rows=200)
+    (window,) = monitor.run_once()
+    assert "performance.accuracy" not in window.values  # no label yet
+    estimate = window.values["performance.estimated_accuracy"]
+    for i in range(0, 200, 10):  # the labels arrive after the window was scored
+        labels = live.target.iloc[i : i + 10].tolist()
+        logger.log_feedback(FeedbackEntry(f"late-{i}", "cancer", "1", now + 5_000, labels))
+    logger.close()
+    backfilled = monitor.backfill_performance()
+    real = backfilled[0]["performance.accuracy"]
+    assert real > 0.85 and backfilled[0]["performance.labelled_rows"] == 200
+    assert backfilled[0]["performance.estimate_error"] == pytest.approx(abs(estimate - real))
+    assert backfilled[0]["performance.estimate_error"] < 0.1

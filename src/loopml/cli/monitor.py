@@ -253,3 +253,66 @@ def alerts_list(
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+@app.command("labels")
+def labels(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The served model's name.", show_default=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file (CSV, Parquet, JSON lines) with request_id and ground_truth columns, "
+            "and optionally row (the row within the request).",
+            show_default=False,
+        ),
+    ],
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill/--no-backfill",
+            help="Then score the processed windows again on the new labels.",
+        ),
+    ] = True,
+) -> None:
+    """Load ground truth by request id into the prediction log (what the server's /feedback
+    does, for labels that come later from elsewhere)."""
+    import time
+
+    from loopml.cli._common import client_of
+    from loopml.errors import InvalidArgument
+    from loopml.monitoring.tables import read_table
+    from loopml.predictions import FeedbackEntry, PredictionLogger
+
+    frame = read_table(path)
+    missing = [c for c in ("request_id", "ground_truth") if c not in frame.columns]
+    if missing:
+        raise InvalidArgument(
+            f"{path} has no column {', '.join(map(repr, missing))}; it needs request_id and "
+            "ground_truth (and optionally row); its columns are "
+            f"{', '.join(map(str, frame.columns))}"
+        )
+    client = client_of(ctx)
+    now = int(time.time() * 1000)
+    logger = PredictionLogger.from_client(client)
+    count = 0
+    for request_id, rows in frame.groupby("request_id", sort=False):
+        if "row" in rows.columns:  # one slot per row of the request; rows not given stay unknown
+            positions = rows["row"].astype(int).tolist()
+            truth: list[object] = [None] * (max(positions) + 1)
+            for position, value in zip(positions, rows["ground_truth"].tolist(), strict=True):
+                truth[position] = value
+        else:
+            truth = rows["ground_truth"].tolist()
+        logger.log_feedback(
+            FeedbackEntry(str(request_id), model, "", now, truth if len(truth) > 1 else truth[0])
+        )
+        count += 1
+    logger.close()
+    stdout().print(Text(f"loaded {len(frame)} label(s) for {count} request(s) of {model}"))
+    if backfill:
+        from loopml.monitoring.monitor import Monitor
+
+        rescored = Monitor(client, model).backfill_performance()
+        if rescored:
+            stdout().print(Text(f"rescored {len(rescored)} window(s) with the new labels"))

@@ -269,6 +269,70 @@ class Monitor:
             )
         return results
 
+    def backfill_performance(self) -> dict[int, dict[str, float]]:
+        """Score the windows already processed again on the labels that arrived since, and
+        record how far the label-free estimate was from the truth.
+
+        For every window, the ``performance.*`` metrics on its rows that now have ground truth
+        (and ``performance.estimate_error``, the gap between the estimated and the real
+        accuracy) are appended to the series at the window's step. Returns them by window.
+        """
+        from loopml.monitoring.performance import classification_metrics, regression_metrics
+        from loopml.predictions import read_predictions
+
+        run = self._run()
+        store = self.client.store
+        bounds = {
+            m.step: (int(m.value), m.timestamp)
+            for m in store.get_metric_history(run.run_id, "window.start_ms")
+        }
+        if not bounds:
+            return {}
+        estimated = {
+            m.step: m.value
+            for m in store.get_metric_history(run.run_id, "performance.estimated_accuracy")
+        }
+        frame = read_predictions(
+            store,
+            self.client.artifact_store(),
+            self.name,
+            start_ms=min(start for start, _ in bounds.values()),
+            end_ms=max(end for _, end in bounds.values()) + 1,
+        )
+        out: dict[int, dict[str, float]] = {}
+        for step, (start, end) in sorted(bounds.items()):
+            rows = frame[(frame["timestamp_ms"] >= start) & (frame["timestamp_ms"] <= end)]
+            predicted = rows.get(_OUTPUT + "predict")
+            if (
+                predicted is None
+                or "ground_truth" not in rows
+                or not rows["ground_truth"].notna().any()
+            ):
+                continue
+            truth = rows["ground_truth"]
+            if _is_classifier(predicted):
+                import numpy as np
+
+                proba = rows.get(_OUTPUT + "predict_proba")
+                scores = np.vstack(proba.to_numpy()) if proba is not None else None
+                found = classification_metrics(truth, predicted, scores)
+            else:
+                found = regression_metrics(truth, predicted)
+            values = {f"performance.{k}": v for k, v in found.items()}
+            values["performance.labelled_rows"] = float(truth.notna().sum())
+            if step in estimated and "performance.accuracy" in values:
+                values["performance.estimate_error"] = abs(
+                    estimated[step] - values["performance.accuracy"]
+                )
+            from loopml.core.entities import Metric
+
+            self.client.log_batch(
+                run.run_id,
+                metrics=[Metric(k, v, step=step, timestamp=end) for k, v in values.items()],
+            )
+            out[step] = values
+        return out
+
     def run_forever(self, *, interval_s: float = 30.0, stop: Any = None) -> None:
         """Call :meth:`run_once` every ``interval_s`` seconds until ``stop`` (a
         ``threading.Event``) is set or the process is interrupted."""
@@ -329,7 +393,7 @@ class Monitor:
         predicted = rows.get(_OUTPUT + "predict")
         if predicted is not None:
             current = current.assign(prediction=predicted.to_numpy())
-        values: dict[str, float] = {"rows": float(len(rows))}
+        values: dict[str, float] = {"rows": float(len(rows)), "window.start_ms": float(start)}
         messages: list[str] = []
         drift = self._detector.score(current)
         values["drift.share"] = float(drift.share_drifted)
@@ -351,6 +415,9 @@ class Monitor:
             bad = q.get("out_of_range")
             if isinstance(bad, (int, float)):
                 values[f"quality.out_of_range.{name}"] = float(bad)
+            unseen = q.get("new_category_rows")
+            if isinstance(unseen, (int, float)):
+                values[f"quality.new_categories.{name}"] = float(unseen)
         labelled = 0
         if "ground_truth" in rows.columns and predicted is not None:
             truth = rows["ground_truth"]
