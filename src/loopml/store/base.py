@@ -10,6 +10,7 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 
 from loopml.core.alerts import Alert, AlertState
+from loopml.core.datasets import DatasetVersion
 from loopml.core.entities import (
     ArtifactRef,
     DatasetInput,
@@ -317,6 +318,22 @@ class MetadataStore(abc.ABC):
         self, states: Sequence[AlertState], alerts: Sequence[Alert] = ()
     ) -> None:
         """Save rule states (replacing earlier ones) and add the alerts they fired, atomically."""
+
+    # -- dataset versions --------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_dataset_version(self, version: DatasetVersion) -> DatasetVersion:
+        """Store the next version (1, 2, ...) of ``version.name``, numbered atomically.
+
+        Content already stored under that name (same digest) returns the existing version.
+        """
+
+    @abc.abstractmethod
+    def get_dataset_version(self, name: str, version: int) -> DatasetVersion:
+        """One version of a dataset; ``NotFound`` names the versions that exist."""
+
+    @abc.abstractmethod
+    def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]:
+        """Versions of one dataset (or of all), by name then version, oldest first."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

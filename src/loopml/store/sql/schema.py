@@ -338,3 +338,22 @@ alert_states = sa.Table(
     sa.Column("last_fired_window_ms", sa.BigInteger, nullable=True),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
 )
+
+# -- dataset versions ----------------------------------------------------------------------------
+# One row per stored version of a named dataset; the bytes are in the artifact store.
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("profile", sa.Text, nullable=True),  # JSON object
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(250), nullable=False, server_default=""),
+    sa.UniqueConstraint("name", "digest"),
+)

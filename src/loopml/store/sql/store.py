@@ -33,6 +33,7 @@ from loopml.store.base import DEFAULT_EXPERIMENT_ID, MetadataStore
 from loopml.store.sql import convert
 from loopml.store.sql import schema as t
 from loopml.store.sql.alerts import AlertsMixin
+from loopml.store.sql.datasets import DatasetVersionsMixin
 from loopml.store.sql.engine import WRITE, create_engine
 from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
@@ -45,7 +46,14 @@ from loopml.store.sql.upsert import insert_for, upsert
 _LOCK_RETRIES = 5
 
 
-class SqlStore(RunRecordsMixin, RegistryMixin, PredictionLogMixin, AlertsMixin, MetadataStore):
+class SqlStore(
+    RunRecordsMixin,
+    RegistryMixin,
+    PredictionLogMixin,
+    AlertsMixin,
+    DatasetVersionsMixin,
+    MetadataStore,
+):
     """The metadata store on a SQLAlchemy engine. Build it with :meth:`from_uri`."""
 
     def __init__(self, engine: sa.Engine) -> None:

@@ -1,0 +1,111 @@
+"""The dataset versions contract: every store backend numbers and deduplicates the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import pytest
+
+from loopml.core.datasets import DatasetVersion
+from loopml.errors import InvalidArgument, NotFound
+from loopml.store.base import MetadataStore
+
+
+def _version(name: str = "churn", content: str = "a", **fields: Any) -> DatasetVersion:
+    values: dict[str, Any] = {
+        "name": name,
+        "digest": hashlib.sha256(content.encode()).hexdigest(),
+        "source": f"/data/{content}.csv",
+        "format": "csv",
+        "size_bytes": 10,
+        "rows": 3,
+        "schema": {"x": "int64", "y": "object"},
+        "profile": {"rows": 3, "columns": [{"name": "x", "mean": 1.5, "std": float("nan")}]},
+        "created_by": "ana",
+    }
+    values.update(fields)
+    return DatasetVersion(**values)
+
+
+def test_versions_are_numbered_per_name_from_one(store: MetadataStore) -> None:
+    first = store.add_dataset_version(_version("churn", "a"))
+    second = store.add_dataset_version(_version("churn", "b"))
+    other = store.add_dataset_version(_version("fraud", "a"))
+    assert (first.version, second.version, other.version) == (1, 2, 1)
+
+
+def test_identical_content_returns_the_existing_version(store: MetadataStore) -> None:
+    first = store.add_dataset_version(_version(content="a"))
+    again = store.add_dataset_version(_version(content="a", source="/elsewhere/a.csv"))
+    assert again == first
+    assert len(store.list_dataset_versions("churn")) == 1
+
+
+def test_version_round_trips_every_field(store: MetadataStore) -> None:
+    added = store.add_dataset_version(_version(rows=None, schema={}, profile=None))
+    got = store.get_dataset_version("churn", 1)
+    assert got == added
+    assert got.rows is None and got.profile is None and got.schema == {}
+    full = store.add_dataset_version(_version(content="b"))
+    assert full.schema == {"x": "int64", "y": "object"}
+    assert full.source == "/data/b.csv" and full.created_by == "ana" and full.rows == 3
+    assert full.profile is not None and full.profile["columns"][0]["mean"] == 1.5
+    assert full.created_ms > 0
+
+
+def test_list_orders_by_name_then_version(store: MetadataStore) -> None:
+    store.add_dataset_version(_version("b", "1"))
+    store.add_dataset_version(_version("a", "1"))
+    store.add_dataset_version(_version("b", "2"))
+    listed = [(v.name, v.version) for v in store.list_dataset_versions()]
+    assert listed == [("a", 1), ("b", 1), ("b", 2)]
+    assert [v.version for v in store.list_dataset_versions("b")] == [1, 2]
+    assert store.list_dataset_versions("missing") == []
+
+
+def test_missing_version_names_the_versions_that_exist(store: MetadataStore) -> None:
+    store.add_dataset_version(_version(content="a"))
+    with pytest.raises(NotFound, match="no version 7: versions are 1 to 1"):
+        store.get_dataset_version("churn", 7)
+    with pytest.raises(NotFound, match="dataset 'nope' not found"):
+        store.get_dataset_version("nope", 1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"digest": "abc"}, "invalid digest 'abc'"),
+        ({"name": ""}, "invalid dataset name ''"),
+        ({"size_bytes": -1}, "invalid size_bytes -1"),
+        ({"format": ""}, "invalid format ''"),
+    ],
+)
+def test_invalid_versions_are_refused(
+    store: MetadataStore, fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        store.add_dataset_version(_version(**fields))
+
+
+def test_concurrent_adds_get_distinct_numbers(store: MetadataStore) -> None:
+    results: list[DatasetVersion] = []
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        try:
+            results.append(store.add_dataset_version(_version(content=str(i % 4))))
+        except BaseException as exc:  # pragma: no cover - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = store.list_dataset_versions("churn")
+    assert [v.version for v in stored] == [1, 2, 3, 4]
+    assert len({v.digest for v in stored}) == 4
+    assert {r.version for r in results} == {1, 2, 3, 4}
