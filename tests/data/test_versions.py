@@ -136,5 +136,5 @@ def test_errors_name_the_bad_value(client: loopml.Client, tmp_path: Path) -> Non
         load_dataset(client, "once", 3)
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
-    with pytest.raises(InvalidArgument, match=r"cannot read .*broken\.parquet.* as parquet"):
+    with pytest.raises(InvalidArgument, match=r"cannot read .*broken\.parquet.* as [Pp]arquet"):
         add_dataset(client, broken, name="broken")

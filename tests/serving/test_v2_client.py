@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 from loopml.serving.app import build_app
 from loopml.serving.config import ServeConfig
 
 from .conftest import Registry, RunningServer, StartServer
-
-httpclient = pytest.importorskip("tritonclient.http")
-from tritonclient.utils import InferenceServerException  # noqa: E402
 
 
 @pytest.fixture

@@ -152,9 +152,9 @@ def validate(
     ],
 ) -> None:
     """Check a data file against declarative expectations; exit 1 when any rule breaks."""
+    from loopml.data.tables import read_table
     from loopml.data.validation import load_expectations
     from loopml.data.validation import validate as check
-    from loopml.monitoring.tables import read_table
 
     report = check(read_table(path), load_expectations(expectations))
     table = Table("rule", "column", "passed", "failing rows", "message")

@@ -280,8 +280,8 @@ def labels(
     import time
 
     from loopml.cli._common import client_of
+    from loopml.data.tables import read_table
     from loopml.errors import InvalidArgument
-    from loopml.monitoring.tables import read_table
     from loopml.predictions import FeedbackEntry, PredictionLogger
 
     frame = read_table(path)

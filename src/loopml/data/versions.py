@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.core.datasets import DatasetVersion, check_dataset_name, check_dataset_version_number
+from loopml.data.tables import read_table, table_format
 from loopml.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
 Profiler = Callable[["pd.DataFrame"], dict[str, Any]]
 
 _DATAFRAME_FILE = "data.parquet"
-_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
-_TABLE_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-}
 _STATS = ("mean", "std", "missing_rate")
 
 
@@ -173,10 +164,7 @@ def _is_dataframe(value: object) -> bool:
 
 
 def _format_of(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSIONS:
-        suffixes.pop()
-    return _TABLE_FORMATS.get(suffixes[-1], "file") if suffixes else "file"
+    return table_format(path) or "file"
 
 
 def _is_parquet_folder(path: Path) -> bool:
@@ -186,29 +174,9 @@ def _is_parquet_folder(path: Path) -> bool:
 
 def _read_table(path: Path, fmt: str) -> Any:
     """The table at ``path``, or None for a file or folder that is not one."""
-    import pandas as pd
-
     if fmt == "file" or (path.is_dir() and not _is_parquet_folder(path)):
         return None
-
-    try:
-        if fmt == "csv":
-            return pd.read_csv(path)
-        if fmt == "tsv":
-            return pd.read_csv(path, sep="\t")
-        if fmt == "parquet":
-            return pd.read_parquet(path)
-        if fmt == "jsonl":
-            return pd.read_json(path, lines=True)
-        try:
-            return pd.read_json(path)
-        except ValueError:
-            return pd.read_json(path, lines=True)
-    except (ValueError, OSError, ImportError) as err:
-        raise InvalidArgument(
-            f"cannot read {str(path)!r} as {fmt}: {err}; give a valid {fmt} file or rename it "
-            "so its suffix names its format"
-        ) from err
+    return read_table(path)
 
 
 def _column_stats(profile: dict[str, Any] | None) -> dict[str, dict[str, float]]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from loopml.data.tables import read_table
 from loopml.errors import InvalidArgument
-from loopml.monitoring.tables import read_table
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,7 +11,7 @@ from loopml.errors import InvalidArgument
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_table"]
+__all__ = ["read_table", "table_format"]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -69,13 +69,20 @@ _SUFFIXES = {
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
 
 
-def _format_of(source: Path) -> str:
+def table_format(source: Path) -> str | None:
+    """The table format a file's suffix names (``csv``, ``tsv``, ``parquet``, ``jsonl``,
+    ``json``), or None when it names none."""
     suffixes = [suffix.lower() for suffix in source.suffixes]
     compressed = bool(suffixes) and suffixes[-1] in _COMPRESSIONS
     if compressed:
         suffixes.pop()
     fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
-    if fmt is None or (compressed and fmt == "parquet"):
+    return None if fmt is None or (compressed and fmt == "parquet") else fmt
+
+
+def _format_of(source: Path) -> str:
+    fmt = table_format(source)
+    if fmt is None:
         accepted = ", ".join(_SUFFIXES)
         found = "".join(source.suffixes) or "(no suffix)"
         raise InvalidArgument(
