@@ -274,3 +274,37 @@ def test_flush_and_close_do_not_start_a_thread_the_caller_did_not_start(
     )
     assert logger.stats().logged_rows == 1
     logger.close()
+
+
+def test_array_entries_are_stacked_and_a_bad_one_loses_no_other(
+    sqlite_store: SqlStore, artifacts: ArtifactStore
+) -> None:
+    """The server's traffic (2-D arrays of one width) goes through the stacked path; an entry
+    that cannot be logged is refused alone, its neighbours in the same batch are kept."""
+    names = ("a", "b", "c")
+
+    def entry(i: int, timestamp: object) -> PredictionEntry:
+        rows = np.full((2, 3), float(i))
+        return PredictionEntry(
+            request_id=f"r{i}",
+            model_name="m",
+            model_version="1",
+            role="primary",
+            timestamp_ms=timestamp,  # type: ignore[arg-type]
+            latency_ms=0.5,
+            inputs=rows,
+            outputs={"predict": np.array([i, i]), "predict_proba": np.full((2, 2), 0.5)},
+            protocol="predict",
+            input_names=names,
+        )
+
+    logger = PredictionLogger(sqlite_store, artifacts)  # not started: the caller drains
+    for i in range(6):
+        assert logger.log(entry(i, "not a time" if i == 3 else T0 + i))
+    logger.close()
+    stats = logger.stats()
+    assert (stats.logged_rows, stats.invalid_entries, stats.write_errors) == (10, 1, 0)
+    df = read_predictions(sqlite_store, artifacts, "m", with_feedback=False)
+    assert sorted(set(df["request_id"])) == ["r0", "r1", "r2", "r4", "r5"]
+    assert df["input.b"].tolist() == [float(int(r[1])) for r in df["request_id"]]
+    assert [list(p) for p in df["output.predict_proba"]][:1] == [[0.5, 0.5]]

@@ -116,7 +116,7 @@ def check_alert(alert: Alert) -> Alert:
         raise InvalidArgument(
             f"expected an Alert, got {type(alert).__name__}: alerts are built by AlertManager"
         )
-    if not isinstance(alert.alert_id, str) or not _ALERT_ID_RE.match(alert.alert_id):
+    if not isinstance(alert.alert_id, str) or not _ALERT_ID_RE.fullmatch(alert.alert_id):
         raise InvalidArgument(
             f"invalid alert id {alert.alert_id!r}: must be 32 lowercase hex characters"
         )

@@ -37,7 +37,7 @@ class DatasetVersion:
 
 def check_dataset_name(name: object) -> str:
     """A dataset name: letters, digits, ``_ . - /``, at most 250 characters."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(
             f"invalid dataset name {name!r}: must be 1 to {MAX_NAME_LENGTH} characters of "
             "letters, digits, '_', '.', '-' or '/', starting with a letter or digit"
@@ -58,7 +58,7 @@ def check_dataset_version_number(version: object) -> int:
 def check_dataset_version(version: DatasetVersion) -> DatasetVersion:
     """Validate a version before it is stored; InvalidArgument names the bad field."""
     check_dataset_name(version.name)
-    if not isinstance(version.digest, str) or not _DIGEST_RE.match(version.digest):
+    if not isinstance(version.digest, str) or not _DIGEST_RE.fullmatch(version.digest):
         raise InvalidArgument(
             f"invalid digest {version.digest!r} for dataset {version.name!r}: must be 64 "
             "lowercase hex characters (a SHA-256)"

@@ -94,7 +94,7 @@ def check_segment(segment: PredictionSegment) -> PredictionSegment:
             f"expected a PredictionSegment, got {type(segment).__name__}: build one with "
             "PredictionSegment(segment_id=..., model_name=..., ...)"
         )
-    if not isinstance(segment.segment_id, str) or not _SEGMENT_ID_RE.match(segment.segment_id):
+    if not isinstance(segment.segment_id, str) or not _SEGMENT_ID_RE.fullmatch(segment.segment_id):
         raise InvalidArgument(
             f"invalid segment id {segment.segment_id!r}: 1 to 64 characters from letters, "
             "digits, '_' and '-'"
@@ -102,7 +102,7 @@ def check_segment(segment: PredictionSegment) -> PredictionSegment:
     check_text(segment.model_name, "model name")
     check_text(segment.model_version, "model version", allow_empty=True)
     check_segment_kind(segment.kind)
-    if not isinstance(segment.digest, str) or not _DIGEST_RE.match(segment.digest):
+    if not isinstance(segment.digest, str) or not _DIGEST_RE.fullmatch(segment.digest):
         raise InvalidArgument(
             f"invalid segment digest {segment.digest!r}: must be the 64 lowercase hex "
             "characters of a SHA-256 artifact digest"

@@ -72,7 +72,7 @@ def to_arrow_column(parts: list[NDArray[Any] | int]) -> pa.Array:
             values.append(p.astype(dtype, copy=False))
             masks.append(np.zeros(len(p), dtype=bool))
     flat = values[0] if len(values) == 1 else np.concatenate(values)
-    mask = None if len(arrays) == len(parts) else np.concatenate(masks)
+    mask = np.concatenate(masks)
     return to_arrow(flat, mask)
 
 

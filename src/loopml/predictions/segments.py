@@ -15,7 +15,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from loopml.core.prediction_log import SegmentKind
+from loopml.core.prediction_log import SegmentKind, check_ms
 from loopml.errors import InvalidArgument, InvalidState
 from loopml.predictions._columns import ColumnSet
 from loopml.predictions.entries import FeedbackEntry, PredictionEntry
@@ -85,12 +85,15 @@ class SegmentBuilder:
                 raise InvalidArgument(f"an entry's output {method!r} has the wrong row count")
             stacked[method] = np.concatenate(parts)
         outputs = output_columns(stacked, n)
-        for entry, count in zip(entries, counts, strict=True):
-            self._add_meta(count, entry.request_id, entry.timestamp_ms)
-            self._latencies.append(float(entry.latency_ms))
+        # everything that can raise, before anything is appended
+        stamps = [_timestamp(entry.timestamp_ms) for entry in entries]
+        latencies = [float(entry.latency_ms) for entry in entries]
+        for entry, count, stamp in zip(entries, counts, stamps, strict=True):
+            self._add_meta(count, entry.request_id, stamp)
             self._labels.append(
                 (entry.model_name, entry.model_version, str(entry.role), entry.protocol)
             )
+        self._latencies.extend(latencies)
         self._inputs.add(inputs, n)
         self._outputs.add(outputs, n)
         return n
@@ -172,14 +175,7 @@ def _repeat(values: list[str], counts: NDArray[Any]) -> NDArray[Any]:
 
 
 def _timestamp(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        import numpy as np
-
-        if not isinstance(value, np.integer):
-            raise InvalidArgument(
-                f"invalid timestamp_ms {value!r}: must be integer milliseconds since the epoch"
-            )
-    return int(value)
+    return check_ms(value, "timestamp_ms")
 
 
 def stack_key(entry: PredictionEntry) -> tuple[Any, ...] | None:

@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from loopml._version import __version__
 from loopml.errors import InvalidArgument, LoopmlError, Overloaded, PayloadTooLarge
@@ -30,22 +30,11 @@ if TYPE_CHECKING:
     from loopml.models.predictor import Predictor
     from loopml.tracking.client import Client
 
-__all__ = ["ServablePredictor", "build_app", "create_app", "create_server_app"]
+__all__ = ["build_app", "create_app", "create_server_app"]
 
 log = logging.getLogger("loopml.serving")
 
 Endpoint = Callable[["Request"], Awaitable["Response"]]
-
-
-class ServablePredictor(Protocol):
-    """What the server needs of a loaded model (``loopml.models.load_model`` returns one)."""
-
-    @property
-    def methods(self) -> Sequence[str]: ...
-
-    def predict(self, data: Any) -> Any: ...
-
-    def call_many(self, methods: Sequence[str], data: Any) -> dict[str, Any]: ...
 
 
 def build_app(config: ServeConfig, client: Client | None = None) -> Starlette:
@@ -164,20 +153,25 @@ def create_server_app(state: ServerState) -> Starlette:
             protocol.load_json(await read_body(request, config.max_body_bytes))
         )
         endpoint = state.endpoint(request.query_params.get("model"))
-        if want_proba and "predict_proba" not in endpoint.primary.current.methods:
+        chosen = state.choose(
+            endpoint,
+            request.query_params.get("version"),
+            request.headers.get(sticky) if sticky else None,
+        )
+        if want_proba and "predict_proba" not in chosen.methods:
             raise InvalidArgument(
-                f"proba=true needs a model with predict_proba; model {endpoint.name!r} has "
-                f"{', '.join(endpoint.primary.current.methods)}",
-                methods=list(endpoint.primary.current.methods),
+                f"proba=true needs a model with predict_proba; model {endpoint.name!r} "
+                f"version {chosen.version!r} has {', '.join(chosen.methods)}",
+                methods=list(chosen.methods),
             )
         scored = await state.score(
             model=endpoint.name,
-            version=request.query_params.get("version"),
+            version=None,
             methods=("predict", "predict_proba") if want_proba else ("predict",),
             data=data,
             request_id=state.request_id(request.headers.get("x-request-id")),
             route="predict",
-            route_key=request.headers.get(sticky) if sticky else None,
+            chosen=chosen,
         )
         answered = scored.version
         result: dict[str, Any] = {

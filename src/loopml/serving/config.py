@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loopml.errors import InvalidArgument
@@ -116,9 +116,6 @@ class ServeConfig:
         raw["canaries"] = tuple(Canary(**c) for c in raw.get("canaries", ()))
         raw["shadows"] = tuple(Shadow(**s) for s in raw.get("shadows", ()))
         return cls(**raw)
-
-    def with_options(self, **changes: Any) -> ServeConfig:
-        return replace(self, **changes)
 
 
 def parse_canary(text: str) -> Canary:

@@ -200,7 +200,6 @@ class Slot:
     current: LoadedVersion
     weight: float = 0.0
     alias: str | None = None
-    swaps: int = 0
 
 
 @dataclass
@@ -246,9 +245,6 @@ class ModelEndpoint:
             version=version,
             loaded=loaded,
         )
-
-    def answering(self) -> list[LoadedVersion]:
-        return [self.primary.current, *(slot.current for slot in self.canaries)]
 
 
 def load_version(

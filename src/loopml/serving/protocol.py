@@ -187,7 +187,6 @@ def _records(records: list[Any]) -> Table | pd.DataFrame:
 
 
 def _dataframe_split(value: Any) -> Table | pd.DataFrame:
-    import pandas as pd
 
     if not isinstance(value, Mapping) or "data" not in value:
         raise InvalidArgument(
@@ -213,6 +212,8 @@ def _dataframe_split(value: Any) -> Table | pd.DataFrame:
             )
         if value.get("index") is None and all(isinstance(c, str) for c in columns):
             return Table(tuple(columns), data)
+    import pandas as pd  # only for an index or non-text column names
+
     try:
         return pd.DataFrame(data, columns=columns, index=value.get("index"))
     except (ValueError, TypeError) as exc:

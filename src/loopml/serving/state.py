@@ -198,7 +198,6 @@ class ServerState:
         had queued. Requests that already picked the old version complete on it."""
         old = slot.current
         slot.current = new
-        slot.swaps += 1
         self.metrics.swaps.labels(new.name).inc()
         self.metrics.loaded.labels(new.name, new.version, slot.role, new.runtime).set(1)
         log.info("model %s: %s %s -> version %s", new.name, slot.role, old.version, new.version)
@@ -207,6 +206,12 @@ class ServerState:
             self.metrics.loaded.labels(old.name, old.version, slot.role, old.runtime).set(0)
 
     # -- scoring ---------------------------------------------------------------------------------
+    def choose(
+        self, endpoint: ModelEndpoint, version: str | None, route_key: str | None
+    ) -> LoadedVersion:
+        """The version that answers: the pinned one, else a canary by weight or the primary."""
+        return endpoint.version(version) if version else endpoint.pick(route_key)
+
     def request_id(self, given: str | None) -> str:
         if given:
             if len(given) > _MAX_REQUEST_ID or not given.isprintable():
@@ -228,16 +233,19 @@ class ServerState:
         route: str,
         route_key: str | None = None,
         deadline_ms: float | None = None,
+        chosen: LoadedVersion | None = None,
     ) -> Scored:
-        """Score ``data`` on the version that should answer, log it, feed the shadows."""
+        """Score ``data`` on the version that should answer (``chosen``, when the route had to
+        pick it first to shape the input; else picked here), log it, feed the shadows."""
         started = time.perf_counter()
         endpoint = self.endpoint(model)
-        chosen = endpoint.version(version) if version else endpoint.pick(route_key)
+        if chosen is None:
+            chosen = self.choose(endpoint, version, route_key)
         prepared, outputs = await chosen.score(methods, data, deadline_ms=deadline_ms)
         seconds = time.perf_counter() - started
         chosen.metrics.observe(route, 200, seconds)
-        self._remember(request_id, chosen)
         if self.logger is not None:
+            self._remember(request_id, chosen)  # only /feedback reads it, and it needs the log
             self._log(chosen, request_id, route, prepared, outputs, seconds, role="primary")
         if endpoint.shadows and not version:
             self._shadow(endpoint, methods, data, request_id, route)

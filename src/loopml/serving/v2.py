@@ -73,9 +73,10 @@ def routes(state: ServerState) -> list[Route]:
 
     async def infer(request: Request) -> Response:
         name = request.path_params["name"]
-        endpoint = state.endpoint(name)
         wanted = request.path_params.get("version")
-        shape_of = endpoint.version(wanted) if wanted else endpoint.primary.current
+        key = request.headers.get(sticky) if sticky else None
+        # the version that answers is picked first: its signature and methods shape the input
+        shape_of = state.choose(state.endpoint(name), wanted, key)
         body = await read_body(request, state.config.max_body_bytes)
         parsed = oip.parse_infer_request(
             body, header_length=oip.header_length_of(request.headers.get(oip.HEADER_LENGTH))
@@ -90,8 +91,8 @@ def routes(state: ServerState) -> list[Route]:
             data=data,
             request_id=state.request_id(given_id),
             route="oip",
-            route_key=request.headers.get(sticky) if sticky else None,
             deadline_ms=parsed.timeout_us / 1000.0 if parsed.timeout_us else None,
+            chosen=shape_of,
         )
         answered = scored.version
         payload, headers = oip.encode_infer_response(
