@@ -82,15 +82,7 @@ def test_monitor_run_scores_windows_fires_rules_and_lists_alerts(
     ]
     assert [row[0] for row in rows] == ["0", "1"], done.output
     assert rows[1][-1] == "inputs-drifted" and rows[0][-1] == "-"
-    again = cli(
-        "monitor",
-        "run",
-        "cancer",
-        "--window-rows",
-        "200",
-        "--reference",
-        str(tmp_path / "nope.csv"),
-    )
+    again = cli("monitor", "run", "cancer", "--window-rows", "200")
     assert again.exit_code == 0 and "no complete window" in again.output  # state kept
     listed = cli("monitor", "alerts", "cancer")
     assert (
@@ -107,6 +99,29 @@ def test_monitor_run_scores_windows_fires_rules_and_lists_alerts(
 def test_monitor_run_without_a_reference_is_one_clear_error(workspace: Path, cli: Invoke) -> None:
     done = cli("monitor", "run", "some-model")
     assert done.exit_code == 0 and "no complete window" in done.output
+    import loopml
+    from loopml.predictions import PredictionEntry, PredictionLogger
+
+    with loopml.Client() as client:  # a window of a model served from a folder: no registry
+        logger = PredictionLogger.from_client(client)
+        for i in range(3):
+            logger.log(
+                PredictionEntry(
+                    f"q{i}",
+                    "loose",
+                    "",
+                    "primary",
+                    1_700_000_000_000 + i,
+                    1.0,
+                    np.ones((2, 2)),
+                    {"predict": np.zeros(2)},
+                    "predict",
+                )
+            )
+        logger.close()
+    loose = cli("monitor", "run", "loose", "--window-rows", "4")
+    assert loose.exit_code == 1 and "give a reference" in loose.output
+    assert "Traceback" not in loose.output
     bad = cli("monitor", "run", "models:/ghost@champion")
     assert bad.exit_code == 1 and "error:" in bad.output and "Traceback" not in bad.output
 

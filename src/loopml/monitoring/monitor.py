@@ -45,6 +45,7 @@ log = logging.getLogger("loopml.monitoring")
 
 EXPERIMENT = "monitoring"
 LAST_END_TAG = "loopml.monitor.last_end_ms"
+_WINDOWS_TAG = "loopml.monitor.windows"
 REFERENCE_TAG = "loopml.monitoring.reference"
 REFERENCE_FILE = "monitoring/reference.parquet"
 PROFILE_FILE = "monitoring/profile.json"
@@ -163,7 +164,6 @@ class Monitor:
         self._detector: DriftDetector | None = None
         self._profile: DatasetProfile | None = None
         self._estimator: Any = None
-        self._gauges: Any = None
 
     # -- what is compared -------------------------------------------------------------------
     def reference(self) -> pd.DataFrame:
@@ -197,7 +197,7 @@ class Monitor:
                 f"({', '.join(map(str, reference.columns[:8]))}): is it the right reference?"
             )
         frame = reference[columns].copy()
-        prediction = self._reference_predictions(frame)
+        prediction = self._reference_predictions(frame, _target_of(reference))
         if prediction is not None:
             frame["prediction"] = prediction
         options: dict[str, Any] = {"prediction": "prediction" if prediction is not None else None}
@@ -205,7 +205,7 @@ class Monitor:
         self._detector = DriftDetector(**options).fit(frame)
         self._profile = profile_dataset(reference[columns])
 
-    def _reference_predictions(self, frame: pd.DataFrame) -> Any:
+    def _reference_predictions(self, frame: pd.DataFrame, target: Any) -> Any:
         """The model's predictions on the reference (for prediction drift and the label-free
         estimate), or None when the model cannot be loaded here."""
         if self._version is None:
@@ -216,7 +216,6 @@ class Monitor:
 
             predictor = load_model(f"models:/{self.name}/{self._version}", client=self.client)
             predicted = predictor.predict(frame)
-            target = self._reference_target()
             if target is not None and "predict_proba" in predictor.methods:
                 proba = predictor.predict_proba(frame)
                 if proba.ndim == 2 and proba.shape[1] == 2:
@@ -225,13 +224,6 @@ class Monitor:
         except Exception as exc:  # prediction drift is a bonus: input drift still runs
             log.warning("monitor %s: no reference predictions (%s)", self.name, exc)
             return None
-
-    def _reference_target(self) -> Any:
-        reference = self.reference()
-        for name in ("target", "label", "y", "ground_truth"):
-            if name in reference.columns:
-                return reference[name].to_numpy()
-        return None
 
     # -- running ------------------------------------------------------------------------------
     def run_once(self, *, now_ms: int | None = None, flush: bool = False) -> list[WindowResult]:
@@ -247,8 +239,6 @@ class Monitor:
             self.name,
             start_ms=last_end + 1 if last_end else None,
         )
-        if last_end and len(log_frame):
-            log_frame = log_frame[log_frame["timestamp_ms"] > last_end]
         if not len(log_frame):
             return []
         now = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -257,16 +247,13 @@ class Monitor:
             return []
         if self._detector is None:
             self._fit(log_frame)
-        index = int(run.tags.get("loopml.monitor.windows", "0") or 0)
+        index = int(run.tags.get(_WINDOWS_TAG, "0") or 0)
         results = []
         for start, end, rows in windows:
             result = self._score(index, start, end, rows)
-            self._record(run, result)
+            self._record(run, result, state={LAST_END_TAG: str(end), _WINDOWS_TAG: str(index + 1)})
             results.append(result)
             index += 1
-            self.client.set_tags(
-                run.run_id, {LAST_END_TAG: str(end), "loopml.monitor.windows": str(index)}
-            )
         return results
 
     def backfill_performance(self) -> dict[int, dict[str, float]]:
@@ -277,7 +264,6 @@ class Monitor:
         (and ``performance.estimate_error``, the gap between the estimated and the real
         accuracy) are appended to the series at the window's step. Returns them by window.
         """
-        from loopml.monitoring.performance import classification_metrics, regression_metrics
         from loopml.predictions import read_predictions
 
         run = self._run()
@@ -303,23 +289,9 @@ class Monitor:
         for step, (start, end) in sorted(bounds.items()):
             rows = frame[(frame["timestamp_ms"] >= start) & (frame["timestamp_ms"] <= end)]
             predicted = rows.get(_OUTPUT + "predict")
-            if (
-                predicted is None
-                or "ground_truth" not in rows
-                or not rows["ground_truth"].notna().any()
-            ):
+            values = _performance(rows, predicted, _stacked(rows.get(_OUTPUT + "predict_proba")))
+            if not values:
                 continue
-            truth = rows["ground_truth"]
-            if _is_classifier(predicted):
-                import numpy as np
-
-                proba = rows.get(_OUTPUT + "predict_proba")
-                scores = np.vstack(proba.to_numpy()) if proba is not None else None
-                found = classification_metrics(truth, predicted, scores)
-            else:
-                found = regression_metrics(truth, predicted)
-            values = {f"performance.{k}": v for k, v in found.items()}
-            values["performance.labelled_rows"] = float(truth.notna().sum())
             if step in estimated and "performance.accuracy" in values:
                 values["performance.estimate_error"] = abs(
                     estimated[step] - values["performance.accuracy"]
@@ -381,9 +353,7 @@ class Monitor:
         return out
 
     def _score(self, index: int, start: int, end: int, rows: pd.DataFrame) -> WindowResult:
-        import numpy as np
 
-        from loopml.monitoring.performance import classification_metrics, regression_metrics
         from loopml.monitoring.quality import check_quality
 
         assert self._detector is not None and self._profile is not None
@@ -408,33 +378,16 @@ class Monitor:
             values["drift.prediction.drifted"] = float(guess.drifted)
         messages.extend(drift.warnings)
         quality = check_quality(self._profile, current.drop(columns="prediction", errors="ignore"))
-        for name, q in quality.to_dict().get("columns", {}).items():
-            rate = q.get("missing_rate_current")
-            if isinstance(rate, (int, float)):
-                values[f"quality.missing_rate.{name}"] = float(rate)
-            bad = q.get("out_of_range")
-            if isinstance(bad, (int, float)):
-                values[f"quality.out_of_range.{name}"] = float(bad)
-            unseen = q.get("new_category_rows")
-            if isinstance(unseen, (int, float)):
-                values[f"quality.new_categories.{name}"] = float(unseen)
-        labelled = 0
-        if "ground_truth" in rows.columns and predicted is not None:
-            truth = rows["ground_truth"]
-            labelled = int(truth.notna().sum())
-            if labelled:
-                values["performance.labelled_rows"] = float(labelled)
-                proba = rows.get(_OUTPUT + "predict_proba")
-                if _is_classifier(predicted):
-                    scores = np.vstack(proba.to_numpy()) if proba is not None else None
-                    for key, value in classification_metrics(truth, predicted, scores).items():
-                        values[f"performance.{key}"] = value
-                else:
-                    for key, value in regression_metrics(truth, predicted).items():
-                        values[f"performance.{key}"] = value
-        proba = rows.get(_OUTPUT + "predict_proba")
+        for name, q in quality.columns.items():
+            values[f"quality.missing_rate.{name}"] = float(q.missing_rate_current)
+            values[f"quality.out_of_range.{name}"] = float(q.out_of_range)
+            values[f"quality.new_categories.{name}"] = float(q.new_category_rows)
+        proba = _stacked(rows.get(_OUTPUT + "predict_proba"))
+        performance = _performance(rows, predicted, proba)
+        values.update(performance)
+        labelled = int(performance.get("performance.labelled_rows", 0))
         if self._estimator is not None and proba is not None:
-            estimate = self._estimator.estimate(np.vstack(proba.to_numpy()))
+            estimate = self._estimator.estimate(proba)
             for key, value in estimate.items():
                 values[f"performance.{key}"] = value
             if "performance.accuracy" in values and labelled == len(rows):
@@ -454,7 +407,9 @@ class Monitor:
             messages=tuple(messages),
         )
 
-    def _record(self, run: Run, result: WindowResult) -> None:
+    def _record(self, run: Run, result: WindowResult, *, state: Mapping[str, str]) -> None:
+        """The window's values and the monitor's new state in one transaction: a crash leaves
+        either both or neither, so a restart never records a window twice."""
         from loopml.core.entities import Metric
 
         metrics = [
@@ -462,8 +417,7 @@ class Monitor:
             for key, value in result.values.items()
             if math.isfinite(value)
         ]
-        self.client.log_batch(run.run_id, metrics=metrics)
-        self.client.flush()
+        self.client.log_batch(run.run_id, metrics=metrics, tags=state)
         self._export(result)
         if self.alerts is not None:
             result.alerts.extend(
@@ -472,20 +426,9 @@ class Monitor:
 
     def _export(self, result: WindowResult) -> None:
         """Set the Prometheus gauge ``loopml_monitor_value{model, metric}`` for every value."""
-        from prometheus_client import REGISTRY, Gauge
-
-        if self._gauges is None:
-            try:
-                self._gauges = Gauge(
-                    "loopml_monitor_value",
-                    "The latest window's monitored values, by model and metric.",
-                    ("model", "metric"),
-                    registry=REGISTRY,
-                )
-            except ValueError:  # registered already by another monitor in this process
-                self._gauges = REGISTRY._names_to_collectors["loopml_monitor_value"]
+        gauge = _gauge()
         for key, value in result.values.items():
-            self._gauges.labels(self.name, key).set(value)
+            gauge.labels(self.name, key).set(value)
 
     def _run(self) -> Run:
         """The tracking run that holds this monitor's series and state (made on first use)."""
@@ -501,6 +444,31 @@ class Monitor:
         )
 
 
+_GAUGE: Any = None
+
+
+def _gauge() -> Any:
+    """The process's one ``loopml_monitor_value`` gauge, shared by every monitor in it."""
+    global _GAUGE
+    if _GAUGE is None:
+        from prometheus_client import Gauge
+
+        _GAUGE = Gauge(
+            "loopml_monitor_value",
+            "The latest window's monitored values, by model and metric.",
+            ("model", "metric"),
+        )
+    return _GAUGE
+
+
+def _target_of(reference: pd.DataFrame) -> Any:
+    """The labels of the reference, when it has a column named like them."""
+    for name in ("target", "label", "y", "ground_truth"):
+        if name in reference.columns:
+            return reference[name].to_numpy()
+    return None
+
+
 def _name_and_version(client: Client, model: str) -> tuple[str, int | None]:
     if not model.startswith("models:/"):
         if "/" in model or ":" in model:
@@ -512,6 +480,31 @@ def _name_and_version(client: Client, model: str) -> tuple[str, int | None]:
 
     version = model_version(parse_model_uri(model), client)
     return version.name, version.version
+
+
+def _stacked(proba: Any) -> Any:
+    """Logged ``predict_proba`` rows (lists) as one 2-D array, or None."""
+    if proba is None:
+        return None
+    import numpy as np
+
+    return np.vstack(proba.to_numpy())
+
+
+def _performance(rows: pd.DataFrame, predicted: Any, proba: Any) -> dict[str, float]:
+    """``performance.*`` on the rows of ``rows`` whose ground truth arrived (empty if none)."""
+    from loopml.monitoring.performance import classification_metrics, regression_metrics
+
+    truth = rows.get("ground_truth")
+    if predicted is None or truth is None or not truth.notna().any():
+        return {}
+    if _is_classifier(predicted):
+        found = classification_metrics(truth, predicted, proba)
+    else:
+        found = regression_metrics(truth, predicted)
+    out = {f"performance.{key}": value for key, value in found.items()}
+    out["performance.labelled_rows"] = float(truth.notna().sum())
+    return out
 
 
 def _is_classifier(predicted: Any) -> bool:
