@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from loopml.evaluation import EvaluationResult, evaluate
     from loopml.models.api import load_model, log_model
+    from loopml.pipelines import dataset, get_step_context, pipeline, step
     from loopml.settings import Settings
     from loopml.tracking.client import Client
     from loopml.tracking.fluent import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         log_artifact,
         log_artifacts,
         log_batch,
+        log_dataset_version,
         log_dict,
         log_figure,
         log_input,
@@ -64,6 +66,7 @@ _LAZY: dict[str, str] = {
     "log_artifact": "loopml.tracking.fluent",
     "log_artifacts": "loopml.tracking.fluent",
     "log_batch": "loopml.tracking.fluent",
+    "log_dataset_version": "loopml.tracking.fluent",
     "log_dict": "loopml.tracking.fluent",
     "log_figure": "loopml.tracking.fluent",
     "log_input": "loopml.tracking.fluent",
@@ -91,6 +94,10 @@ _LAZY: dict[str, str] = {
     "errors": "loopml.errors",
     "autolog": "loopml.autolog",
     "evaluate": "loopml.evaluation",
+    "step": "loopml.pipelines",
+    "pipeline": "loopml.pipelines",
+    "dataset": "loopml.pipelines",
+    "get_step_context": "loopml.pipelines",
     "EvaluationResult": "loopml.evaluation",
 }
 
@@ -110,15 +117,18 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "dataset",
     "end_run",
     "errors",
     "evaluate",
     "flush",
     "get_client",
+    "get_step_context",
     "load_model",
     "log_artifact",
     "log_artifacts",
     "log_batch",
+    "log_dataset_version",
     "log_dict",
     "log_figure",
     "log_input",
@@ -128,10 +138,12 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "set_tag",
     "set_tags",
     "set_tracking",
     "start_run",
+    "step",
 ]
 
 

@@ -107,6 +107,12 @@ class PromotionRefused(InvalidState):
     code = "promotion_refused"
 
 
+class PipelineFailed(InvalidState):
+    """A pipeline run ended FAILED; ``details["steps"]`` maps each failed step to its error."""
+
+    code = "pipeline_failed"
+
+
 class CorruptArtifact(LoopmlError):
     """Stored bytes do not match their content digest: the object was damaged at rest."""
 

@@ -64,6 +64,14 @@ class Settings:
     capture_environment: bool = _setting(
         True, "Record Python, packages, platform, git commit and command line of each run."
     )
+    pipeline_workers: int = _setting(
+        0, "Steps a pipeline runs at once on the local executor. 0: one per CPU core."
+    )
+    ray_address: str = _setting(
+        "",
+        "Ray cluster for executor='ray': an address such as ray://host:10001 or auto. "
+        "Empty: start a local Ray cluster in the process.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -142,3 +142,20 @@ def value_text(value: str | float | None) -> Text:
 
 
 # -- JSON ------------------------------------------------------------------------------------
+
+
+def parse_params(items: list[str] | None, *, option: str = "--param") -> dict[str, Any]:
+    """``["C=0.5", "name=x"]`` as ``{"C": 0.5, "name": "x"}``: each value read as JSON when it
+    is JSON, else kept as text."""
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(
+                f"{item!r} is not KEY=VALUE (e.g. {option} C=0.5)", param_hint=option
+            )
+        try:
+            params[key.strip()] = json.loads(raw)
+        except ValueError:
+            params[key.strip()] = raw
+    return params

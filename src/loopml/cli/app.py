@@ -15,7 +15,18 @@ import typer
 from typer.core import TyperGroup
 
 from loopml._version import __version__
-from loopml.cli import data, db, experiments, models, monitor, quickstart, runs, serve
+from loopml.cli import (
+    data,
+    db,
+    experiments,
+    models,
+    monitor,
+    pipelines,
+    quickstart,
+    runs,
+    scheduler,
+    serve,
+)
 from loopml.cli._common import print_error
 from loopml.errors import LoopmlError
 from loopml.tracking.client import Client
@@ -46,6 +57,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(db.app, name="db")
+app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(
     monitor.app, name="monitor", help="Drift, data-quality and prediction-quality reports."
 )

@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopml.core.entities import DatasetInput
 from loopml.errors import InvalidArgument
 
 MAX_NAME_LENGTH = 250
+DATASET_SOURCE_TYPE = "loopml.dataset"  # DatasetInput.source_type of a dataset version
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 
@@ -76,3 +78,14 @@ def check_dataset_version(version: DatasetVersion) -> DatasetVersion:
                 f"invalid {what} {value!r} for dataset {version.name!r}: must be an integer >= 0"
             )
     return version
+
+
+def dataset_input(version: DatasetVersion, context: str = "input") -> DatasetInput:
+    """How a run records that it read (``input``) or wrote (``output``) a dataset version."""
+    return DatasetInput(
+        name=version.name,
+        digest=version.digest,
+        source=f"dataset:{version.name}@{version.version}",
+        source_type=DATASET_SOURCE_TYPE,
+        context=context,
+    )

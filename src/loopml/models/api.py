@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LoggedModel", "load_model", "log_model", "save_model"]
 
+MODEL_VERSIONS_TAG = "loopml.model_versions"  # "name/version,..." a run registered
+
 
 @dataclass(frozen=True, slots=True)
 class LoggedModel:
@@ -308,7 +310,8 @@ def _register(
     with contextlib.suppress(AlreadyExists):  # registered before: add a version to it
         store.create_registered_model(model_name)
     client.flush()
-    metrics = dict(client.get_run(run_id).metrics)
+    run = client.get_run(run_id)
+    metrics = dict(run.metrics)
     version = store.create_model_version(
         model_name,
         source=f"runs:/{run_id}/{artifact_path}",
@@ -317,6 +320,10 @@ def _register(
         metrics=metrics,
         created_by=client.settings.user or current_user(),
     )
+    # the run lists the versions it produced (pipelines read it for their lineage records)
+    produced = run.tags.get(MODEL_VERSIONS_TAG, "")
+    entry = f"{model_name}/{version.version}"
+    client.set_tag(run_id, MODEL_VERSIONS_TAG, f"{produced},{entry}" if produced else entry)
     return version.version
 
 

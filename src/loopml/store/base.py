@@ -22,6 +22,7 @@ from loopml.core.entities import (
     Run,
     RunStatus,
 )
+from loopml.core.pipelines import PipelineRun, PipelineStatus, StepRun, StepStatus
 from loopml.core.prediction_log import PredictionSegment, SegmentKind
 from loopml.core.registry import (
     AliasMove,
@@ -30,6 +31,7 @@ from loopml.core.registry import (
     ModelVersionStatus,
     RegisteredModel,
 )
+from loopml.core.schedules import Firing, FiringStatus, Trigger
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -334,6 +336,120 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]:
         """Versions of one dataset (or of all), by name then version, oldest first."""
+
+    # -- pipelines ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_pipeline_run(self, run: PipelineRun) -> PipelineRun:
+        """Store a new pipeline run (``start_ms`` 0 means now); ``AlreadyExists`` if its id is
+        taken."""
+
+    @abc.abstractmethod
+    def update_pipeline_run(
+        self,
+        run_id: str,
+        *,
+        status: PipelineStatus | None = None,
+        end_ms: int | None = None,
+        error: str | None = None,
+        tracking_run_id: str | None = None,
+    ) -> PipelineRun: ...
+
+    @abc.abstractmethod
+    def get_pipeline_run(self, run_id: str) -> PipelineRun:
+        """One pipeline run; ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def list_pipeline_runs(
+        self,
+        pipeline: str | None = None,
+        *,
+        status: PipelineStatus | None = None,
+        limit: int = 100,
+    ) -> list[PipelineRun]:
+        """Pipeline runs newest first (by ``start_ms``), of one pipeline or of all; at most
+        ``limit`` (1 to 10000)."""
+
+    @abc.abstractmethod
+    def save_step_run(self, step: StepRun) -> None:
+        """Insert or replace the step ``(step.pipeline_run_id, step.name)``; the pipeline run
+        must exist (``NotFound`` otherwise)."""
+
+    @abc.abstractmethod
+    def list_step_runs(
+        self,
+        pipeline_run_id: str | None = None,
+        *,
+        pipeline: str | None = None,
+        name: str | None = None,
+        cache_key: str | None = None,
+        tracking_run_id: str | None = None,
+        statuses: Sequence[StepStatus] | None = None,
+        limit: int = 1000,
+    ) -> list[StepRun]:
+        """Step runs matching every filter given. With ``pipeline_run_id`` they come in the
+        order they were first saved; otherwise newest first (by ``start_ms``, then save order).
+        The cache asks ``cache_key=k, statuses=[COMPLETED, CACHED], limit=1``."""
+
+    # -- schedules ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_trigger(self, trigger: Trigger) -> Trigger:
+        """Create or replace the trigger of that name (``created_ms`` 0 means now; replacing
+        keeps the original ``created_ms`` and the trigger's firings)."""
+
+    @abc.abstractmethod
+    def get_trigger(self, name: str) -> Trigger:
+        """One trigger; ``NotFound`` names the triggers that exist."""
+
+    @abc.abstractmethod
+    def list_triggers(self) -> list[Trigger]:
+        """Every trigger, by name."""
+
+    @abc.abstractmethod
+    def delete_trigger(self, name: str) -> None:
+        """Remove a trigger and its firings; ``NotFound`` if there is none."""
+
+    @abc.abstractmethod
+    def claim_firing(self, firing: Firing) -> bool:
+        """Insert the firing if no firing of ``(firing.trigger, firing.key)`` exists yet.
+
+        True: this caller owns it and must run it. False: someone else already did (or does).
+        Atomic across processes and databases: of any number of racing claims, one wins.
+        """
+
+    @abc.abstractmethod
+    def take_over_firing(
+        self, trigger: str, key: str, *, owner: str, stale_before_ms: int, now_ms: int
+    ) -> bool:
+        """Take a CLAIMED or RUNNING firing whose ``heartbeat_ms`` is before
+        ``stale_before_ms`` (its owner died): set ``owner``, status CLAIMED and both
+        ``claimed_ms`` and ``heartbeat_ms`` to ``now_ms``. True if this caller took it;
+        a compare-and-set, so of two racing callers one wins."""
+
+    @abc.abstractmethod
+    def update_firing(
+        self,
+        trigger: str,
+        key: str,
+        *,
+        owner: str,
+        status: FiringStatus | None = None,
+        heartbeat_ms: int | None = None,
+        pipeline_run_id: str | None = None,
+        error: str | None = None,
+    ) -> Firing:
+        """Change a firing this ``owner`` holds; ``InvalidState`` if another owner took it
+        over, ``NotFound`` if it does not exist."""
+
+    @abc.abstractmethod
+    def list_firings(
+        self,
+        trigger: str | None = None,
+        *,
+        statuses: Sequence[FiringStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Firing]:
+        """Firings newest first (by ``due_ms``, then ``claimed_ms``), of one trigger or of
+        all; at most ``limit`` (1 to 10000)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.core import validation as v
 from loopml.core.compare import RunComparison, compare
+from loopml.core.datasets import DatasetVersion, dataset_input
 from loopml.core.entities import (
     ArtifactKind,
     ArtifactRef,
@@ -325,6 +326,19 @@ class Client:
         self.store.log_inputs(run_id, datasets)
 
     # -- artifacts ---------------------------------------------------------------------------
+
+    def log_dataset_version(
+        self, run_id: str, version: DatasetVersion, *, context: str = "input"
+    ) -> None:
+        """Record that the run read (``context="input"``) or wrote (``"output"``) a dataset
+        version; lineage walks from the run's models back to it."""
+        if context not in ("input", "output"):
+            raise InvalidArgument(
+                f"invalid context {context!r} for dataset {version.name!r}: must be 'input' "
+                "or 'output'"
+            )
+        self.log_inputs(run_id, [dataset_input(version, context)])
+
     def _artifacts_of(self, run_id: str) -> ArtifactStore:
         root = self._run_roots.get(run_id)
         if root is None:

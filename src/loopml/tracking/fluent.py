@@ -1,7 +1,9 @@
 """The fluent tracking API: ``with loopml.start_run(): loopml.log_metric(...)``.
 
 One :class:`Client` per process and one stack of active runs (shared by all threads, so a
-worker thread logs into the run its main thread started). Runs end FINISHED when their block
+worker thread logs into the run its main thread started). :func:`use_run` overrides both for
+the current thread or task only: a pipeline step running in a worker thread logs into its own
+run while other steps log into theirs. Runs end FINISHED when their block
 ends, FAILED on an exception, KILLED on Ctrl-C or SIGTERM; runs still open at interpreter
 exit are ended there, after a last flush.
 """
@@ -9,15 +11,18 @@ exit are ended there, after a last flush.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from loopml.core.datasets import DatasetVersion
 from loopml.core.entities import ArtifactRef, DatasetInput, Metric, Run, RunStatus
 from loopml.errors import InvalidArgument, InvalidState
 from loopml.tracking.client import Client
@@ -26,6 +31,32 @@ _lock = threading.RLock()
 _client: Client | None = None
 _stack: list[ActiveRun] = []
 _hooks_installed = False
+
+
+class _Scope:
+    """What :func:`use_run` makes active in one thread: a client, a run (possibly created on
+    first use), and the runs nested in it there."""
+
+    def __init__(self, client: Client, run: str | Callable[[], str]) -> None:
+        self.client = client
+        self._run = run
+        self.stack: list[ActiveRun] = []
+
+    @property
+    def run_id(self) -> str:
+        if callable(self._run):
+            self._run = self._run()
+        return self._run
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+    "loopml_active_run", default=None
+)
+
+
+def _current_stack() -> list[ActiveRun]:
+    scope = _scope.get()
+    return _stack if scope is None else scope.stack
 
 
 class ActiveRun:
@@ -71,9 +102,24 @@ def _status_for(exc: BaseException | None) -> RunStatus:
     return RunStatus.FAILED
 
 
+@contextlib.contextmanager
+def use_run(client: Client, run_id: str | Callable[[], str]) -> Iterator[None]:
+    """Inside the block, the fluent API of this thread (or task) logs into ``run_id`` with
+    ``client``; other threads keep theirs. Nothing is started or ended. ``run_id`` may be a
+    function returning the id, called on first use (a run made only when something logs)."""
+    token = _scope.set(_Scope(client, run_id))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
 def get_client() -> Client:
     """The process-wide client the fluent API uses (built from ``LOOPML_*`` settings)."""
     global _client
+    scope = _scope.get()
+    if scope is not None:
+        return scope.client
     if _client is None:
         with _lock:
             if _client is None:
@@ -111,10 +157,17 @@ def start_run(
     With ``nested=True`` the new run is a child of the active run.
     """
     client = get_client()
+    scope = _scope.get()
+    stack = _current_stack()
     with _lock:
-        if _stack and not nested:
+        if scope is not None and not nested:
             raise InvalidState(
-                f"run {_stack[-1].run_id!r} is already active: end it first, or pass "
+                f"run {scope.run_id!r} is active here (a pipeline step's run): pass nested=True "
+                "to start a child run"
+            )
+        if stack and not nested:
+            raise InvalidState(
+                f"run {stack[-1].run_id!r} is already active: end it first, or pass "
                 "nested=True to start a child run"
             )
         _install_hooks()
@@ -134,37 +187,47 @@ def start_run(
                 experiment_id,
                 name=name,
                 tags={k: str(val) for k, val in (tags or {}).items()},
-                parent_run_id=_stack[-1].run_id if _stack else None,
+                parent_run_id=(
+                    stack[-1].run_id if stack else (scope.run_id if scope is not None else None)
+                ),
             )
         if notes is not None:
             run = client.set_notes(run.run_id, notes)
         active = ActiveRun(run)
-        _stack.append(active)
+        stack.append(active)
         return active
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run_id: str | None = None) -> None:
     """End the active run (or the given one, and every run nested in it)."""
+    stack = _current_stack()
     with _lock:
-        if not _stack:
+        if not stack:
             return
-        target = run_id or _stack[-1].run_id
-        ids = [a.run_id for a in _stack]
+        target = run_id or stack[-1].run_id
+        ids = [a.run_id for a in stack]
         if target not in ids:
             return
         depth = ids.index(target)
-        ending = _stack[depth:]
-        del _stack[depth:]
+        ending = stack[depth:]
+        del stack[depth:]
     client = get_client()
     for active in reversed(ending):
         client.set_terminated(active.run_id, status)
 
 
 def active_run() -> ActiveRun | None:
-    return _stack[-1] if _stack else None
+    scope = _scope.get()
+    if scope is not None and not scope.stack:
+        return ActiveRun(scope.client.get_run(scope.run_id))
+    stack = _current_stack()
+    return stack[-1] if stack else None
 
 
 def _run_id() -> str:
+    scope = _scope.get()
+    if scope is not None:
+        return scope.stack[-1].run_id if scope.stack else scope.run_id
     if not _stack:
         start_run()
     return _stack[-1].run_id
@@ -173,8 +236,9 @@ def _run_id() -> str:
 # -- logging ---------------------------------------------------------------------------------
 def log_metric(key: str, value: float, step: int = 0, *, timestamp: int | None = None) -> None:
     """Log one metric point to the active run (buffered; written within a second)."""
-    run_id = _stack[-1].run_id if _stack else _run_id()
-    (_client or get_client()).log_metric(run_id, key, value, step=step, timestamp=timestamp)
+    # the hot path (a plain active run) skips _run_id()
+    run_id = _stack[-1].run_id if _stack and _scope.get() is None else _run_id()
+    get_client().log_metric(run_id, key, value, step=step, timestamp=timestamp)
 
 
 def log_metrics(
@@ -213,6 +277,11 @@ def log_input(
 ) -> None:
     """Record a dataset the active run read (name, content digest, where it came from)."""
     get_client().log_inputs(_run_id(), [DatasetInput(name, digest, source, source_type, context)])
+
+
+def log_dataset_version(version: DatasetVersion, *, context: str = "input") -> None:
+    """Record that the active run read (``input``) or wrote (``output``) a dataset version."""
+    get_client().log_dataset_version(_run_id(), version, context=context)
 
 
 def log_artifact(path: str | os.PathLike[str], *, name: str | None = None) -> ArtifactRef:

@@ -357,3 +357,99 @@ dataset_versions = sa.Table(
     sa.Column("created_by", sa.String(250), nullable=False, server_default=""),
     sa.UniqueConstraint("name", "digest"),
 )
+
+# -- pipelines -----------------------------------------------------------------------------------
+# One row per pipeline run; its steps are in step_runs.
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(250), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False, server_default=""),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("executor", sa.String(250), nullable=False, server_default="local"),
+    sa.Column("start_ms", sa.BigInteger, nullable=False),
+    sa.Column("end_ms", sa.BigInteger, nullable=True),
+    sa.Column("tracking_run_id", sa.String(32), nullable=False, server_default=""),
+    sa.Column("resumed_from", sa.String(32), nullable=False, server_default=""),
+    sa.Column("trigger", sa.String(250), nullable=False, server_default="manual"),
+    sa.Column("user", sa.String(250), nullable=False, server_default=""),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Index(None, "pipeline", "start_ms"),
+    sa.Index(None, "start_ms"),
+)
+
+# One row per step of a pipeline run. ``seq`` numbers rows in the order they were first saved
+# (across all runs); replacing a step keeps its number.
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column(
+        "pipeline_run_id",
+        sa.String(32),
+        sa.ForeignKey("pipeline_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("pipeline", sa.String(250), nullable=False),
+    sa.Column("step", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cache_key", sa.String(64), nullable=False, server_default="", index=True),
+    sa.Column("key_parts", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("upstream", sa.Text, nullable=False, server_default="[]"),  # JSON list of names
+    sa.Column("inputs", sa.Text, nullable=False, server_default="[]"),  # JSON list of objects
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("outputs", sa.Text, nullable=False, server_default="[]"),  # JSON list of objects
+    sa.Column("datasets_read", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("datasets_written", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("model_versions", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("tracking_run_id", sa.String(32), nullable=False, server_default="", index=True),
+    sa.Column("cached_from", sa.String(250), nullable=False, server_default=""),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("start_ms", sa.BigInteger, nullable=True),
+    sa.Column("end_ms", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Column("logs_digest", sa.String(128), nullable=False, server_default=""),
+    sa.Column("resources", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Index(None, "pipeline", "name"),
+)
+
+# -- schedules -----------------------------------------------------------------------------------
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("pipeline", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+)
+
+# One row per firing of a trigger: the primary key is what makes a firing happen only once.
+firings = sa.Table(
+    "firings",
+    metadata,
+    sa.Column(
+        "trigger",
+        sa.String(200),
+        sa.ForeignKey("triggers.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("due_ms", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(250), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("claimed_ms", sa.BigInteger, nullable=False),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=False),
+    sa.Column("pipeline_run_id", sa.String(32), nullable=False, server_default=""),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Index(None, "trigger", "due_ms"),
+    sa.Index(None, "due_ms"),
+    sa.Index(None, "status"),
+)

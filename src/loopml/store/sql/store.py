@@ -37,9 +37,11 @@ from loopml.store.sql.datasets import DatasetVersionsMixin
 from loopml.store.sql.engine import WRITE, create_engine
 from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
+from loopml.store.sql.pipelines import PipelinesMixin
 from loopml.store.sql.prediction_log import PredictionLogMixin
 from loopml.store.sql.registry import RegistryMixin
 from loopml.store.sql.run_records import RunRecordsMixin
+from loopml.store.sql.schedules import SchedulesMixin
 from loopml.store.sql.search import compile_search
 from loopml.store.sql.upsert import insert_for, upsert
 
@@ -52,6 +54,8 @@ class SqlStore(
     PredictionLogMixin,
     AlertsMixin,
     DatasetVersionsMixin,
+    PipelinesMixin,
+    SchedulesMixin,
     MetadataStore,
 ):
     """The metadata store on a SQLAlchemy engine. Build it with :meth:`from_uri`."""
