@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .conftest import Invoke
 
-PIPELINE = '''
+PIPELINE = """
 import os
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def train(frame: pd.DataFrame, C: float = 1.0) -> float:
 @loopml.pipeline
 def toy(C: float = 1.0) -> None:
     train(ingest(), C=C)
-'''
+"""
 
 
 def _write(tmp_path: Path) -> str:

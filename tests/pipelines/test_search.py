@@ -249,11 +249,9 @@ def test_bad_options_are_refused_naming_the_value_and_the_choices(
 
 
 @pytest.mark.slow
-def test_ray_runs_each_trial_as_a_task_recorded_as_a_child_run(client: loopml.Client) -> None:
-    import ray
-
-    started_here = not ray.is_initialized()
-
+def test_ray_runs_each_trial_as_a_task_recorded_as_a_child_run(
+    client: loopml.Client, ray_cluster: Any
+) -> None:
     # Defined here so Ray ships it by value to its workers.
     def on_ray(trial: Trial) -> tuple[float, Any]:
         from sklearn.linear_model import LogisticRegression
@@ -265,11 +263,7 @@ def test_ray_runs_each_trial_as_a_task_recorded_as_a_child_run(client: loopml.Cl
         return float(model.score(trial_data[2], trial_data[3])), model
 
     trial_data = (X_train, y_train, X_test, y_test)
-    try:
-        result = search(on_ray, n_trials=4, n_jobs=2, executor="ray", seed=0)
-    finally:
-        if started_here:
-            ray.shutdown()
+    result = search(on_ray, n_trials=4, n_jobs=2, executor="ray", seed=0)
 
     assert sorted(t.number for t in result.trials) == [0, 1, 2, 3]
     runs = {run.run_id: run for run in children(client, result)}

@@ -32,8 +32,8 @@ from loopml.cli._common import (
 
 if TYPE_CHECKING:
     from loopml.core.pipelines import PipelineRun, StepRun
-    from loopml.pipelines.lineage import LineageNode
     from loopml.pipelines.definition import PipelineResult
+    from loopml.pipelines.lineage import LineageNode
 
 app = typer.Typer(
     help="Pipelines: run, list, show, explain the cache, resume, lineage.",

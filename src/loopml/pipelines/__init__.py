@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from loopml.pipelines.cache import CacheKey
     from loopml.pipelines.context import StepContext, get_step_context
+    from loopml.pipelines.definition import Pipeline, PipelineResult, pipeline
     from loopml.pipelines.executors.base import Executor
     from loopml.pipelines.graph import dataset
     from loopml.pipelines.lineage import LineageNode, model_lineage
-    from loopml.pipelines.definition import Pipeline, PipelineResult, pipeline
     from loopml.pipelines.refs import load_pipeline, resume, resume_pipeline, run_pipeline_ref
     from loopml.pipelines.search import SearchResult, search
     from loopml.pipelines.serializers import Serializer, register_serializer

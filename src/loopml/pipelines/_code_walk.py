@@ -159,7 +159,8 @@ def analyse(fn: Callable[..., Any]) -> Analysis:
         walk.value(type(target).__qualname__, target)
         walk.entries.append(f"callable={getattr(target, '__qualname__', repr(type(target)))}")
     digest = hashlib.sha256("\n".join(sorted(walk.entries)).encode("utf-8")).hexdigest()
-    return Analysis(digest, frozenset(walk.modules), tuple(walk.bindings))
+    bindings = {(id(ns), name): (ns, name, value) for ns, name, value in walk.bindings}
+    return Analysis(digest, frozenset(walk.modules), tuple(bindings.values()))
 
 
 def _function_of(fn: Callable[..., Any]) -> object:

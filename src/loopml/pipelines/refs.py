@@ -15,8 +15,8 @@ from loopml.core.pipelines import StepRun, check_pipeline_run_id
 from loopml.errors import InvalidArgument, InvalidState
 
 if TYPE_CHECKING:
-    from loopml.pipelines.executors.base import Executor
     from loopml.pipelines.definition import Pipeline, PipelineResult
+    from loopml.pipelines.executors.base import Executor
     from loopml.pipelines.runner import Progress
     from loopml.tracking.client import Client
 

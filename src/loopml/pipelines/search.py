@@ -25,7 +25,6 @@ journal file would tie the workers to the driver's disk and be replayed on each 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping
@@ -293,23 +292,10 @@ class _RayBackend:
     ) -> None:
         from loopml.pipelines._search_study import ActorPort
         from loopml.pipelines._search_trial import run_trial_task
-        from loopml.pipelines.executors.ray import ensure_ray
+        from loopml.pipelines.executors.ray import ensure_ray, worker_settings
 
-        settings = client.settings
-        artifact_uri = settings.resolved_artifact_uri
-        if artifact_uri.startswith("memory://"):
-            raise InvalidArgument(
-                f"executor 'ray' cannot use the artifact store {artifact_uri!r}: memory:// "
-                "lives in one process; use a file path or s3:// shared with the workers"
-            )
-        self._ray = ray = ensure_ray(settings.ray_address)
-        # The workers get the stores as absolute URIs: their working folder is not ours.
-        self._settings = dataclasses.replace(
-            settings,
-            workspace=settings.workspace.absolute(),
-            store_uri=settings.resolved_store_uri,
-            artifact_uri=artifact_uri,
-        )
+        self._settings = worker_settings(client.settings)
+        self._ray = ray = ensure_ray(client.settings.ray_address)
         self._actor = ray.remote(num_cpus=0)(StudyHost).remote(study)
         self.port: StudyPort = ActorPort(self._actor)
         self._task = ray.remote(num_cpus=1, max_retries=0)(run_trial_task)

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -206,14 +207,14 @@ def serializer_for(value: object, *, name: str | None = None) -> Serializer:
                 f"serializer ({', '.join(_names())}) or leave it unset to pick one automatically"
             )
         return chosen
-    return _candidates(value)[0]
+    return next(_candidates(value))
 
 
-def _candidates(value: object) -> list[Serializer]:
-    """Every serializer that accepts ``value``, in the order they are tried; pickle last."""
+def _candidates(value: object) -> Iterator[Serializer]:
+    """The serializers that accept ``value``, lazily, in the order they are tried; pickle
+    last."""
     with _lock:
         first, last = list(_first), list(_last)
-    found = []
     for serializer in (*first, *_builtins()[0], *last):
         try:
             accepted = serializer.accepts(value)
@@ -223,9 +224,8 @@ def _candidates(value: object) -> list[Serializer]:
             )
             continue
         if accepted:
-            found.append(serializer)
-    found.append(_pickle())
-    return found
+            yield serializer
+    yield _pickle()
 
 
 def type_name(value: object) -> str:
@@ -249,22 +249,20 @@ def store_value(
         raise InvalidArgument(f"invalid output name {name!r}: must be a non-empty string")
     if serializer is not None:
         return _store(artifacts, value, name, serializer_for(value, name=serializer))
-    candidates = _candidates(value)
-    for index, chosen in enumerate(candidates):
+    for chosen in _candidates(value):
         try:
             return _store(artifacts, value, name, chosen)
         except InvalidArgument as exc:
-            if index == len(candidates) - 1:
+            if chosen is _pickle():
                 raise
             log.warning(
-                "output %r: serializer %r could not store the %s (%s); trying %r",
+                "output %r: serializer %r could not store the %s (%s); trying the next one",
                 name,
                 chosen.name,
                 type_name(value),
                 exc,
-                candidates[index + 1].name,
             )
-    raise AssertionError("unreachable: pickle is always a candidate")
+    raise AssertionError("unreachable: pickle is always the last candidate")
 
 
 def _store(artifacts: ArtifactStore, value: object, name: str, chosen: Serializer) -> StepOutput:

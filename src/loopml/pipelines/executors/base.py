@@ -8,6 +8,7 @@ and hands back a future of its :class:`StepOutcome`.
 from __future__ import annotations
 
 import abc
+import enum
 import time
 import traceback
 from concurrent.futures import Future
@@ -24,7 +25,14 @@ if TYPE_CHECKING:
     from loopml.settings import Settings
     from loopml.tracking.client import Client
 
-_MISSING: Any = object()
+
+class _Missing(enum.Enum):
+    """ "No value in memory": an enum member, so it stays itself when pickled to a worker."""
+
+    MISSING = "missing"
+
+
+_MISSING: Any = _Missing.MISSING
 
 
 @dataclass(slots=True)

@@ -48,6 +48,47 @@ def ensure_ray(address: str = "") -> Any:
     return ray
 
 
+def worker_settings(settings: Settings) -> Settings:
+    """``settings`` for a worker process: stores as absolute URIs (its working folder is not
+    the driver's); an in-memory artifact store, which no other process can see, is refused."""
+    import dataclasses
+
+    from loopml.errors import InvalidArgument
+
+    artifact_uri = settings.resolved_artifact_uri
+    if artifact_uri.startswith("memory://"):
+        raise InvalidArgument(
+            f"Ray workers cannot use the artifact store {artifact_uri!r}: memory:// lives in "
+            "one process; use a folder or s3:// shared with the workers"
+        )
+    return dataclasses.replace(
+        settings,
+        workspace=settings.workspace.absolute(),
+        store_uri=settings.resolved_store_uri,
+        artifact_uri=artifact_uri,
+    )
+
+
+def ship_by_value(ray: Any, function: Any) -> None:
+    """Pickle the module of ``function`` by value when workers could not import it by name
+    (a script, a file loaded by path): everything else is imported in the worker."""
+    import sys
+
+    module = sys.modules.get(getattr(function, "__module__", "") or "")
+    if module is None or module.__name__ in _by_value:
+        return
+    origin = getattr(module, "__file__", None) or ""
+    if "site-packages" in origin or "dist-packages" in origin:
+        return
+    if module.__name__ == "__main__" or module.__name__.startswith("loopml."):
+        return  # __main__ goes by value anyway; loopml is installed in the workers
+    ray.cloudpickle.register_pickle_by_value(module)
+    _by_value.add(module.__name__)
+
+
+_by_value: set[str] = set()
+
+
 def _worker_client(settings: Settings) -> Client:
     from loopml.tracking.client import Client
 
@@ -83,10 +124,12 @@ class RayExecutor(Executor):
 
     def __init__(self, client: Client, *, address: str | None = None) -> None:
         self.client = client
+        self.settings = worker_settings(client.settings)
         self.ray = ensure_ray(client.settings.ray_address if address is None else address)
         self._refs: dict[Future[StepOutcome], Any] = {}
 
     def submit(self, task: StepTask) -> Future[StepOutcome]:
+        ship_by_value(self.ray, task.step.fn)
         shipped = StepTask(
             pipeline_run_id=task.pipeline_run_id,
             node=task.node,
@@ -96,7 +139,7 @@ class RayExecutor(Executor):
                 name: TaskInput(given.output, dataset=given.dataset, as_path=given.as_path)
                 for name, given in task.inputs.items()
             },  # digests only, no objects
-            settings=task.settings,
+            settings=self.settings,
             tracking=task.tracking,
             attempt=task.attempt,
             keep_values=False,
