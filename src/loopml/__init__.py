@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from loopml.evaluation import EvaluationResult, evaluate
     from loopml.models.api import load_model, log_model
+    from loopml.pipelines import dataset, get_step_context, pipeline, step
     from loopml.settings import Settings
     from loopml.tracking.client import Client
     from loopml.tracking.fluent import (

@@ -19,6 +19,7 @@ from loopml.cli import (
     data,
     db,
     experiments,
+    loop,
     models,
     monitor,
     pipelines,
@@ -58,6 +59,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(db.app, name="db")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(loop.app, name="loop")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(
     monitor.app, name="monitor", help="Drift, data-quality and prediction-quality reports."

@@ -350,6 +350,25 @@ def _read_table(path: Path) -> Any:
     return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
 
 
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, _NAME],
+    alias: Annotated[
+        str, typer.Option("--alias", help="The alias to return (default: champion).")
+    ] = "champion",
+    to: Annotated[
+        int | None,
+        typer.Option("--to", help="A version that held the alias before (default: the last)."),
+    ] = None,
+    reason: Annotated[str, _REASON] = "",
+) -> None:
+    """Return an alias to the version it pointed at before its last move (a server following
+    the alias swaps back within its poll interval)."""
+    moved = _registry(ctx).rollback(name, alias, to=to, reason=reason)
+    stdout().print(render.move_text(moved), style="bold")
+
+
 @app.command("evaluate")
 def evaluate(
     ctx: typer.Context,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loopml.cli._common import MISSING, client_of, stdout
+from loopml.cli._common import MISSING, client_of, parse_params, stdout
 from loopml.core.entities import now_ms
 from loopml.core.schedules import Firing, FiringStatus, Trigger, TriggerKind
 
@@ -35,23 +35,6 @@ def _when(ms: int | None) -> str:
     if not ms:
         return MISSING
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _params(items: list[str] | None) -> dict[str, Any]:
-    """``k=v`` pairs; a value that reads as JSON (``0.5``, ``true``, ``[1, 2]``) is that value,
-    anything else is text."""
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(
-                f"{item!r} is not KEY=VALUE (e.g. --param C=0.5)", param_hint="--param"
-            )
-        try:
-            params[key.strip()] = json.loads(raw)
-        except ValueError:
-            params[key.strip()] = raw
-    return params
 
 
 def _spec_text(trigger: Trigger) -> str:
@@ -137,7 +120,7 @@ def add(
         cron=cron,
         on_dataset=on_dataset,
         on_alert=on_alert,
-        params=_params(param),
+        params=parse_params(param),
         description=description,
     )
     verb = "replaced" if existed else "added"

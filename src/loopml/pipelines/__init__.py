@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from loopml.pipelines.graph import dataset
     from loopml.pipelines.lineage import LineageNode, model_lineage
     from loopml.pipelines.refs import load_pipeline, resume, resume_pipeline, run_pipeline_ref
-    from loopml.pipelines.search import SearchResult, search
+    from loopml.pipelines.tuning import SearchResult, Trial, search
     from loopml.pipelines.serializers import Serializer, register_serializer
     from loopml.pipelines.steps import Step, step
 
@@ -40,9 +40,10 @@ _LAZY: dict[str, str] = {
     "LineageNode": "loopml.pipelines.lineage",
     "Pipeline": "loopml.pipelines.definition",
     "PipelineResult": "loopml.pipelines.definition",
-    "SearchResult": "loopml.pipelines.search",
+    "SearchResult": "loopml.pipelines.tuning",
     "Serializer": "loopml.pipelines.serializers",
     "Step": "loopml.pipelines.steps",
+    "Trial": "loopml.pipelines.tuning",
     "StepContext": "loopml.pipelines.context",
     "dataset": "loopml.pipelines.graph",
     "get_step_context": "loopml.pipelines.context",
@@ -53,7 +54,7 @@ _LAZY: dict[str, str] = {
     "resume": "loopml.pipelines.refs",
     "resume_pipeline": "loopml.pipelines.refs",
     "run_pipeline_ref": "loopml.pipelines.refs",
-    "search": "loopml.pipelines.search",
+    "search": "loopml.pipelines.tuning",
     "step": "loopml.pipelines.steps",
 }
 
@@ -67,6 +68,7 @@ __all__ = [
     "Serializer",
     "Step",
     "StepContext",
+    "Trial",
     "dataset",
     "get_step_context",
     "load_pipeline",

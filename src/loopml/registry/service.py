@@ -205,6 +205,52 @@ class ModelRegistry:
             name, alias, version, actor=self._actor(actor), reason=reason
         )
 
+    def rollback(
+        self,
+        name: str,
+        alias: str = "champion",
+        *,
+        to: int | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> AliasMove:
+        """Return ``alias`` to the version it pointed at before its last move (or to ``to``).
+
+        A rollback restores a version that held the alias before, so the alias's gates are not
+        asked again; the move is recorded in the alias history like any other.
+        """
+        check_alias(alias)
+        current = self._store.get_registered_model(name).aliases.get(alias)
+        history = [m for m in self._store.get_alias_history(name, alias) if m.alias == alias]
+        if to is None:
+            earlier = [
+                m.from_version
+                for m in reversed(history)
+                if m.to_version == current and m.from_version is not None
+            ]
+            if current is None or not earlier:
+                raise InvalidState(
+                    f"alias {alias!r} of {name!r} has no earlier version to return to"
+                    + ("" if current is None else f" (it points at version {current})")
+                    + f": give the version, e.g. `loopml models rollback {name} --to 1`"
+                )
+            target = earlier[0]
+        else:
+            target = check_version(to)
+            held = {m.to_version for m in history}
+            if target not in held:
+                raise InvalidState(
+                    f"version {target} of {name!r} never held {alias!r}: a rollback returns to "
+                    f"a version that did ({sorted(v for v in held if v is not None)}); use "
+                    "promote to move it anywhere else"
+                )
+        if current is not None and int(current) == target:
+            raise InvalidState(f"alias {alias!r} of {name!r} already points at version {target}")
+        why = reason or f"rollback from version {current} to version {target}"
+        return self._store.set_alias(  # type: ignore[no-any-return]
+            name, alias, target, actor=self._actor(actor), reason=why
+        )
+
     def delete_alias(
         self, name: str, alias: str, *, actor: str | None = None, reason: str = ""
     ) -> AliasMove:

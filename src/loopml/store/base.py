@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from loopml.core.alerts import Alert, AlertState
 from loopml.core.datasets import DatasetVersion
@@ -22,6 +23,7 @@ from loopml.core.entities import (
     Run,
     RunStatus,
 )
+from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
 from loopml.core.pipelines import PipelineRun, PipelineStatus, StepRun, StepStatus
 from loopml.core.prediction_log import PredictionSegment, SegmentKind
 from loopml.core.registry import (
@@ -450,6 +452,55 @@ class MetadataStore(abc.ABC):
     ) -> list[Firing]:
         """Firings newest first (by ``due_ms``, then ``claimed_ms``), of one trigger or of
         all; at most ``limit`` (1 to 10000)."""
+
+    # -- the closed loop ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_loop_iteration(self, iteration: LoopIteration) -> LoopIteration:
+        """Store a new open iteration, numbered 1, 2, ... per model atomically (``created_ms``,
+        ``updated_ms`` and ``heartbeat_ms`` 0 mean now). ``AlreadyExists`` if its id is taken
+        or if the model already has an open (RUNNING or WAITING) iteration: of two racing
+        controllers, one creates it."""
+
+    @abc.abstractmethod
+    def update_loop_iteration(
+        self,
+        iteration_id: str,
+        *,
+        owner: str,
+        status: IterationStatus | None = None,
+        stage: Stage | None = None,
+        outcome: Outcome | None = None,
+        record: dict[str, Any] | None = None,
+        heartbeat_ms: int | None = None,
+    ) -> LoopIteration:
+        """Change an iteration this ``owner`` holds (``record`` replaces the whole record;
+        ``updated_ms`` becomes now). ``InvalidState`` names the owner if another controller
+        took it over; ``NotFound`` if it does not exist. Closing it (DONE or FAILED) lets the
+        model open a new one."""
+
+    @abc.abstractmethod
+    def take_over_loop_iteration(
+        self, iteration_id: str, *, owner: str, stale_before_ms: int, now_ms: int
+    ) -> bool:
+        """Take an open iteration whose ``heartbeat_ms`` is before ``stale_before_ms`` (its
+        controller died): set ``owner`` and ``heartbeat_ms = now_ms``. A compare-and-set: of
+        two racing callers one gets True."""
+
+    @abc.abstractmethod
+    def get_loop_iteration(self, iteration_id: str) -> LoopIteration:
+        """One iteration; ``NotFound`` otherwise."""
+
+    @abc.abstractmethod
+    def list_loop_iterations(
+        self,
+        model_name: str | None = None,
+        *,
+        statuses: Sequence[IterationStatus] | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[LoopIteration]:
+        """Iterations newest first (by ``created_ms``, then number), of one model or of all;
+        ``since_ms`` keeps those created at or after it; at most ``limit`` (1 to 10000)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -28,13 +28,14 @@ def installed_packages() -> dict[str, str]:
     """
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
-        name, version = _name_and_version(dist)
+        name, version = name_and_version(dist)
         if name:
             packages[name.lower().replace("_", "-")] = version
     return dict(sorted(packages.items()))
 
 
-def _name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
+def name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
+    """A distribution's ``Name`` and ``Version`` from its metadata's header lines only."""
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
     name = version = ""
     for line in text.splitlines():

@@ -18,7 +18,7 @@ from loopml.store.sql.engine import WRITE
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _PG_LOCK_KEY = 0x6C6F6F706D6C  # "loopml": serialises concurrent upgrades on PostgreSQL
 

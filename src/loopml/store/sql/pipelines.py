@@ -34,7 +34,6 @@ from loopml.core.pipelines import (
 from loopml.core.prediction_log import check_ms
 from loopml.errors import AlreadyExists, InvalidArgument, NotFound
 from loopml.store.sql import schema as t
-from loopml.store.sql.upsert import upsert
 
 _SEQ_LOCK_KEY = 0x6C6F6F706D6C0001  # PostgreSQL advisory lock: numbers new step rows
 _STEP_KEYS = ["pipeline_run_id", "name"]
@@ -133,17 +132,24 @@ class PipelinesMixin(abc.ABC):
                 ).first()
                 if found is None:
                     raise _run_not_found(run_id, f" (saving its step {row['name']!r})")
-                seq = conn.execute(
-                    sa.select(sr.seq).where(sr.pipeline_run_id == run_id, sr.name == row["name"])
-                ).scalar()
+                find_seq = sa.select(sr.seq).where(
+                    sr.pipeline_run_id == run_id, sr.name == row["name"]
+                )
+                seq = conn.execute(find_seq).scalar()
+                if seq is None and conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEQ_LOCK_KEY})
+                    seq = conn.execute(find_seq).scalar()  # a racing writer may have added it
                 if seq is None:
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(
-                            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEQ_LOCK_KEY}
-                        )
                     seq = int(conn.execute(sa.select(sa.func.max(sr.seq))).scalar() or 0) + 1
-                update = [c for c in row if c not in _STEP_KEYS]  # seq stays as first saved
-                upsert(conn, t.step_runs, [{**row, "seq": seq}], _STEP_KEYS, update)
+                    conn.execute(t.step_runs.insert(), {**row, "seq": seq})
+                else:  # a plain UPDATE: compiled once and cached, unlike an upsert
+                    changes = {c: v for c, v in row.items() if c not in _STEP_KEYS}
+                    conn.execute(
+                        t.step_runs.update().where(
+                            sr.pipeline_run_id == run_id, sr.name == row["name"]
+                        ),
+                        changes,
+                    )
         except sa.exc.IntegrityError:  # the run's row went away meanwhile (seq cannot clash)
             raise _run_not_found(run_id, f" (saving its step {row['name']!r})") from None
 

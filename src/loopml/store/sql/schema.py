@@ -453,3 +453,29 @@ firings = sa.Table(
     sa.Index(None, "due_ms"),
     sa.Index(None, "status"),
 )
+
+# -- the closed loop -----------------------------------------------------------------------------
+# One row per iteration of the loop for a model. ``open_model`` holds the model name while the
+# iteration is open (RUNNING or WAITING) and NULL once it is closed: its UNIQUE constraint is
+# what keeps at most one open iteration per model, atomically on both databases (NULLs never
+# clash).
+loop_iterations = sa.Table(
+    "loop_iterations",
+    metadata,
+    sa.Column("iteration_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(250), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, server_default=""),
+    sa.Column("trigger", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("record", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("owner", sa.String(250), nullable=False),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("open_model", sa.String(250), nullable=True, unique=True),
+    sa.UniqueConstraint("model_name", "number"),
+    sa.Index(None, "model_name", "created_ms"),
+    sa.Index(None, "created_ms"),
+)

@@ -35,6 +35,7 @@ from loopml.store.sql import schema as t
 from loopml.store.sql.alerts import AlertsMixin
 from loopml.store.sql.datasets import DatasetVersionsMixin
 from loopml.store.sql.engine import WRITE, create_engine
+from loopml.store.sql.loop import LoopMixin
 from loopml.store.sql.migrate import ensure_schema
 from loopml.store.sql.paging import decode_page_token, encode_page_token
 from loopml.store.sql.pipelines import PipelinesMixin
@@ -56,6 +57,7 @@ class SqlStore(
     DatasetVersionsMixin,
     PipelinesMixin,
     SchedulesMixin,
+    LoopMixin,
     MetadataStore,
 ):
     """The metadata store on a SQLAlchemy engine. Build it with :meth:`from_uri`."""

@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 import loopml
 from loopml.core.entities import Run, RunStatus
 from loopml.errors import InvalidArgument, InvalidState
-from loopml.pipelines.search import SearchResult, Trial, search
+from loopml.pipelines.tuning import SearchResult, Trial, search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

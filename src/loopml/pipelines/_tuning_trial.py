@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loopml.core import validation as v
 from loopml.core.entities import Metric, RunStatus
 from loopml.errors import InvalidArgument
-from loopml.pipelines._search_study import StudyPort
+from loopml.pipelines._tuning_study import StudyPort
 
 if TYPE_CHECKING:
     from loopml.settings import Settings
@@ -27,7 +27,7 @@ _Choice = TypeVar("_Choice", None, bool, int, float, str)
 
 
 class Trial:
-    """One trial of :func:`~loopml.pipelines.search.search`.
+    """One trial of :func:`~loopml.pipelines.tuning.search`.
 
     Suggest hyper-parameters with ``suggest_*``, report intermediate values with
     :meth:`report` (each is also logged as metric ``objective`` at its step) and ask
@@ -206,7 +206,7 @@ def run_trial_task(
     experiment_id: str,
 ) -> Outcome:
     """A trial as a Ray task: its own client on the shared stores, the study on the actor."""
-    from loopml.pipelines._search_study import ActorPort
+    from loopml.pipelines._tuning_study import ActorPort
     from loopml.tracking.client import Client
 
     with Client(settings=settings) as client:

@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from loopml.core.entities import Metric, Run, RunStatus, now_ms
 from loopml.errors import InvalidArgument, InvalidState
-from loopml.pipelines._search_study import StudyConfig, StudyHost, StudyPort
-from loopml.pipelines._search_trial import Objective, Outcome, Trial, finish_failed, run_trial
+from loopml.pipelines._tuning_study import StudyConfig, StudyHost, StudyPort
+from loopml.pipelines._tuning_trial import Objective, Outcome, Trial, finish_failed, run_trial
 
 if TYPE_CHECKING:
     from loopml.tracking.client import Client
 
 __all__ = ["SearchResult", "Trial", "TrialSummary", "search"]
 
-log = logging.getLogger("loopml.pipelines.search")
+log = logging.getLogger("loopml.pipelines.tuning")
 
 DIRECTIONS = ("maximize", "minimize")
 EXECUTORS = ("local", "ray")
@@ -290,8 +290,8 @@ class _RayBackend:
     def __init__(
         self, study: StudyConfig, objective: Objective, client: Client, parent: Run
     ) -> None:
-        from loopml.pipelines._search_study import ActorPort
-        from loopml.pipelines._search_trial import run_trial_task
+        from loopml.pipelines._tuning_study import ActorPort
+        from loopml.pipelines._tuning_trial import run_trial_task
         from loopml.pipelines.executors.ray import ensure_ray, worker_settings
 
         self._settings = worker_settings(client.settings)

@@ -1,0 +1,653 @@
+"""The loop controller: watches a served model, retrains it when a trigger fires, compares the
+challenger with the champion on the same fresh holdout, applies the gates, promotes (the server
+following the alias hot-swaps), resets the monitoring reference, and rolls back a promotion
+that does worse live.
+
+Every iteration is a record in the store (:class:`~loopml.core.loop.LoopIteration`), saved
+after each stage. Each stage can run again without doing anything twice (datasets and models
+are content-addressed, the retraining pipeline is cached, registration looks for the version it
+made, an alias already in place is not moved again), so a controller killed at any point and
+started again (or another one taking over its stale lease) finishes the iteration exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
+from loopml.errors import AlreadyExists, InvalidState, NotFound
+from loopml.loop.policy import LoopPolicy, TriggerRule
+
+if TYPE_CHECKING:
+    from loopml.monitoring.alerts import Op
+    from loopml.monitoring.monitor import Monitor, WindowResult
+    from loopml.tracking.client import Client
+
+log = logging.getLogger("loopml.loop")
+
+ITERATION_TAG = "loopml.loop.iteration"  # on the model version an iteration registered
+SINCE_TAG = "loopml.loop.since_ms"  # on the registered model: when the loop started watching
+_DAY_MS = 86_400_000
+Listener = Callable[[str, LoopIteration], None]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LoopController:
+    """Runs the loop of ``policy.model``; see the module docstring.
+
+    ``owner`` names this controller in the records (default: host, pid and a random suffix);
+    an open iteration whose owner has not saved anything for ``lease_s`` is taken over.
+    ``listener(event, iteration)`` is called after each stage (for progress output).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        policy: LoopPolicy,
+        *,
+        owner: str | None = None,
+        lease_s: float = 60.0,
+        listener: Listener | None = None,
+    ) -> None:
+        from loopml.registry.service import ModelRegistry
+
+        self.client = client
+        self.store = client.store
+        self.policy = policy
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_s = lease_s
+        self.listener = listener
+        self.registry = ModelRegistry(client)
+        self._monitor: Monitor | None = None
+        self.last_windows: list[WindowResult] = []
+
+    # -- the public surface ------------------------------------------------------------------
+    def tick(self) -> LoopIteration | None:
+        """One pass: advance (or take over) the open iteration; else score new monitor windows,
+        check the triggers and start an iteration if one fired; then check recent promotions
+        for a rollback. Returns the iteration touched, if any."""
+        current = self._open()
+        if current is not None:
+            return self._advance(current)
+        self.last_windows = self._monitor_windows()
+        touched = self._check_rollback()
+        if touched is not None:
+            return touched
+        fired = self._fired(self.last_windows)
+        if fired is None:
+            return None
+        started = self._start(fired)
+        return None if started is None else self._advance(started)
+
+    def trigger(self, reason: str = "manual") -> LoopIteration | None:
+        """Start an iteration now (the limits still apply) and advance it."""
+        started = self._start({"kind": "manual", "reason": reason, "at_ms": _now_ms()})
+        return None if started is None else self._advance(started)
+
+    def run(self, *, interval_s: float = 5.0, stop_event: threading.Event | None = None) -> None:
+        """Tick every ``interval_s`` seconds until ``stop_event`` is set."""
+        stop = stop_event or threading.Event()
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # one bad tick (store hiccup) must not end the controller
+                log.exception("loop tick for %s failed", self.policy.model)
+            stop.wait(interval_s)
+
+    # -- iterations --------------------------------------------------------------------------
+    def _open(self) -> LoopIteration | None:
+        found = self.store.list_loop_iterations(
+            self.policy.model,
+            statuses=[IterationStatus.RUNNING, IterationStatus.WAITING],
+            limit=1,
+        )
+        if not found:
+            return None
+        it = found[0]
+        if it.owner == self.owner:
+            return it
+        now = _now_ms()
+        stale = now - int(self.lease_s * 1000)
+        if self.store.take_over_loop_iteration(
+            it.iteration_id, owner=self.owner, stale_before_ms=stale, now_ms=now
+        ):
+            taken = self.store.get_loop_iteration(it.iteration_id)
+            self._note(
+                taken.record, "took_over", f"from {it.owner} (no heartbeat for {self.lease_s}s)"
+            )
+            return self.store.get_loop_iteration(it.iteration_id)
+        return None  # another live controller is on it
+
+    def _start(self, trigger: dict[str, Any]) -> LoopIteration | None:
+        if not self._within_limits():
+            return None
+        model = self.store.get_registered_model(self.policy.model)
+        champion = model.aliases.get(self.policy.alias)
+        record: dict[str, Any] = {
+            "trigger": trigger,
+            "champion": {"version": None if champion is None else int(champion)},
+            "actions": [],
+        }
+        try:
+            it = self.store.create_loop_iteration(
+                LoopIteration(
+                    iteration_id=uuid.uuid4().hex,
+                    model_name=self.policy.model,
+                    trigger=trigger,
+                    record=record,
+                    owner=self.owner,
+                )
+            )
+        except AlreadyExists:
+            return None  # another controller opened one first
+        self._emit("triggered", it)
+        return it
+
+    def _within_limits(self) -> bool:
+        now = _now_ms()
+        recent = self.store.list_loop_iterations(self.policy.model, since_ms=now - _DAY_MS)
+        if len(recent) >= self.policy.limits.max_per_day:
+            return False
+        cooling = recent and now - recent[0].created_ms < self.policy.limits.cooldown_s * 1000
+        return not cooling
+
+    def _advance(self, it: LoopIteration) -> LoopIteration:
+        steps: dict[Stage, Callable[[LoopIteration], LoopIteration]] = {
+            Stage.TRIGGERED: self._prepare_data,
+            Stage.DATA: self._train,
+            Stage.TRAINED: self._register,
+            Stage.REGISTERED: self._evaluate,
+            Stage.EVALUATED: self._shadow,
+            Stage.SHADOWED: self._gate,
+            Stage.GATED: self._promote,
+            Stage.PROMOTED: self._reset_reference,
+        }
+        while it.status.open and it.stage in steps:
+            before = (it.stage, it.status)
+            try:
+                it = steps[it.stage](it)
+            except Exception as exc:
+                return self._fail(it, exc)
+            if (it.stage, it.status) == before:  # waiting (approval, shadow period)
+                break
+        return it
+
+    def _save(self, it: LoopIteration, **changes: Any) -> LoopIteration:
+        saved = self.store.update_loop_iteration(
+            it.iteration_id, owner=self.owner, heartbeat_ms=_now_ms(), **changes
+        )
+        return saved
+
+    def _stage(
+        self, it: LoopIteration, stage: Stage, record: dict[str, Any], **changes: Any
+    ) -> LoopIteration:
+        saved = self._save(it, stage=stage, record=record, **changes)
+        self._emit(stage.value, saved)
+        return saved
+
+    def _note(self, record: dict[str, Any], action: str, detail: str) -> dict[str, Any]:
+        """``record`` with one more action (by this controller) in its list."""
+        record = dict(record)
+        record["actions"] = [
+            *record.get("actions", []),
+            {"at_ms": _now_ms(), "action": action, "actor": f"loop:{self.owner}", "detail": detail},
+        ]
+        return record
+
+    def _fail(self, it: LoopIteration, exc: Exception) -> LoopIteration:
+        record = self._note(it.record, "failed", f"{type(exc).__name__}: {exc}")
+        record["error"] = "".join(traceback.format_exception(exc))[-4000:]
+        log.warning("loop iteration %s of %s failed: %s", it.number, it.model_name, exc)
+        saved = self._save(it, status=IterationStatus.FAILED, outcome=Outcome.FAILED, record=record)
+        self._emit("failed", saved)
+        return saved
+
+    def _emit(self, event: str, it: LoopIteration) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(event, it)
+            except Exception:  # progress output must never break the loop
+                log.exception("loop listener failed on %s", event)
+
+    # -- stages ------------------------------------------------------------------------------
+    def _prepare_data(self, it: LoopIteration) -> LoopIteration:
+        from loopml.loop.data import prepare
+
+        end_ms = int(it.trigger.get("at_ms") or it.created_ms)
+        data = prepare(self.client, self.policy.model, self.policy.data, end_ms=end_ms)
+        record = self._note(
+            it.record,
+            "prepared_data",
+            f"{data.training.rows} training rows, {data.holdout.rows} holdout rows",
+        )
+        record["data"] = {
+            "training": f"{data.training.name}@{data.training.version}",
+            "holdout": f"{data.holdout.name}@{data.holdout.version}",
+            "rows": data.training.rows,
+            "holdout_rows": data.holdout.rows,
+            "window": [data.start_ms, data.end_ms],
+            "source": self.policy.data.source,
+        }
+        return self._stage(it, Stage.DATA, record)
+
+    def _train(self, it: LoopIteration) -> LoopIteration:
+        from loopml.pipelines.refs import run_pipeline_ref
+
+        champion = it.record["champion"]["version"]
+        if champion is None:
+            raise InvalidState(
+                f"{self.policy.model!r} has no {self.policy.alias!r} version to retrain: "
+                f"promote one first (loopml models promote {self.policy.model} 1 --to "
+                f"{self.policy.alias})"
+            )
+        spec = self.policy.retrain
+        result = run_pipeline_ref(
+            self.client,
+            spec.pipeline,
+            {
+                "model": self.policy.model,
+                "version": int(champion),
+                "training": it.record["data"]["training"],
+                "target": self.policy.data.target,
+                "params": dict(spec.params),
+            },
+            trigger=f"loop:{it.iteration_id}",
+        )
+        result.raise_for_status()
+        step = result.steps.get(spec.step)
+        if step is None or not step.tracking_run_id:
+            raise InvalidState(
+                f"retraining pipeline {spec.pipeline!r} has no step {spec.step!r} that logged "
+                f"a model (steps: {sorted(result.steps)}); set retrain.step"
+            )
+        record = self._note(
+            it.record, "retrained", f"pipeline run {result.run.run_id} ({spec.pipeline})"
+        )
+        record["challenger"] = {
+            "pipeline_run_id": result.run.run_id,
+            "model_uri": f"runs:/{step.tracking_run_id}/model",
+        }
+        return self._stage(it, Stage.TRAINED, record)
+
+    def _register(self, it: LoopIteration) -> LoopIteration:
+        challenger = dict(it.record["challenger"])
+        version = self._registered_by(it.iteration_id)
+        if version is None:
+            made = self.registry.register_model(
+                challenger["model_uri"],
+                self.policy.model,
+                tags={ITERATION_TAG: it.iteration_id},
+                description=f"retrained by loop iteration {it.number}",
+                actor=f"loop:{self.owner}",
+            )
+            version = made.version
+        challenger["version"] = version
+        record = self._note(it.record, "registered", f"version {version} of {self.policy.model}")
+        record["challenger"] = challenger
+        return self._stage(it, Stage.REGISTERED, record)
+
+    def _registered_by(self, iteration_id: str) -> int | None:
+        page = self.store.list_model_versions(self.policy.model, max_results=50)
+        for version in page.items:
+            if version.tags.get(ITERATION_TAG) == iteration_id:
+                return int(version.version)
+        return None
+
+    def _evaluate(self, it: LoopIteration) -> LoopIteration:
+        from loopml.evaluation import evaluate
+
+        frame = self._dataset_frame(it.record["data"]["holdout"])
+        target = self.policy.data.target
+        label = it.record["data"]["holdout"]
+        record = dict(it.record)
+        for role in ("champion", "challenger"):
+            entry = dict(record[role])
+            result = evaluate(
+                f"models:/{self.policy.model}/{entry['version']}",
+                frame,
+                targets=target,
+                dataset_name=label,
+            )
+            entry["metrics"] = {k: float(v) for k, v in result.metrics.items()}
+            entry["evaluation_run_id"] = result.run_id
+            record[role] = entry
+        metric = self.policy.metric
+        record = self._note(
+            record,
+            "evaluated",
+            f"{metric} on {label}: challenger "
+            f"{record['challenger']['metrics'].get(metric, float('nan')):.4f} vs champion "
+            f"{record['champion']['metrics'].get(metric, float('nan')):.4f}",
+        )
+        return self._stage(it, Stage.EVALUATED, record)
+
+    def _dataset_frame(self, label: str) -> Any:
+        from loopml.data.tables import read_table
+        from loopml.data.versions import load_dataset
+
+        name, _, number = label.rpartition("@")
+        return read_table(load_dataset(self.client, name, int(number)))
+
+    def _shadow(self, it: LoopIteration) -> LoopIteration:
+        from loopml.loop.live import compare_shadow
+
+        spec = self.policy.shadow
+        if spec.duration_s <= 0:
+            return self._stage(it, Stage.SHADOWED, dict(it.record))
+        record = dict(it.record)
+        shadow = dict(record.get("shadow") or {})
+        version = int(record["challenger"]["version"])
+        if "start_ms" not in shadow:
+            self.registry.set_alias(
+                self.policy.model,
+                spec.alias,
+                version,
+                actor=f"loop:{self.owner}",
+                reason=f"loop iteration {it.number}: shadow on live traffic",
+            )
+            shadow["start_ms"] = _now_ms()
+            record["shadow"] = shadow
+            record = self._note(record, "shadow_started", spec.alias)
+            return self._save(it, status=IterationStatus.WAITING, record=record)
+        if _now_ms() - int(shadow["start_ms"]) < spec.duration_s * 1000:
+            self._save(it)  # heartbeat while waiting
+            return self.store.get_loop_iteration(it.iteration_id)
+        shadow.update(
+            compare_shadow(
+                self.client,
+                self.policy.model,
+                champion=int(record["champion"]["version"]),
+                challenger=version,
+                start_ms=int(shadow["start_ms"]),
+                metric=self.policy.metric,
+            )
+        )
+        record["shadow"] = shadow
+        record = self._note(record, "shadow_compared", str(shadow))
+        return self._stage(it, Stage.SHADOWED, record, status=IterationStatus.RUNNING)
+
+    def _gate(self, it: LoopIteration) -> LoopIteration:
+        from loopml.registry.gates import RequireApproval
+        from loopml.registry.policy import PromotionPolicy
+
+        version = int(it.record["challenger"]["version"])
+        gates = self.policy.promotion_gates()
+        decision = self.registry.check_gates(
+            self.policy.model,
+            version,
+            self.policy.alias,
+            policy=PromotionPolicy({self.policy.alias: gates}),
+        )
+        verdicts = [
+            {"gate": r.gate, "passed": r.passed, "detail": r.detail, "numbers": dict(r.numbers)}
+            for r in decision.results
+        ]
+        shadow = it.record.get("shadow") or {}
+        if shadow.get("passed") is False:
+            verdicts.append(
+                {
+                    "gate": "shadow",
+                    "passed": False,
+                    "detail": shadow.get("detail", ""),
+                    "numbers": {},
+                }
+            )
+        record = dict(it.record)
+        record["gates"] = verdicts
+        failed = [v for v in verdicts if not v["passed"]]
+        approvals = [g.to_dict()["kind"] for g in gates if isinstance(g, RequireApproval)]
+        only_approval = bool(approvals) and all("approv" in str(v["gate"]) for v in failed)
+        if not failed:
+            record["decision"] = "promote"
+            record = self._note(
+                record,
+                "gates_passed",
+                ", ".join(str(v["gate"]) for v in verdicts),
+            )
+            return self._stage(it, Stage.GATED, record, status=IterationStatus.RUNNING)
+        if only_approval:
+            if record.get("decision") != "wait_approval":
+                record["decision"] = "wait_approval"
+                record = self._note(record, "waiting_for_approval", str(failed[0]["detail"]))
+                saved = self._save(it, status=IterationStatus.WAITING, record=record)
+                self._emit("waiting", saved)
+                return saved
+            self._save(it, record=record)  # heartbeat; still waiting
+            return self.store.get_loop_iteration(it.iteration_id)
+        record["decision"] = "reject"
+        record = self._note(
+            record,
+            "rejected",
+            "; ".join(f"{v['gate']}: {v['detail']}" for v in failed),
+        )
+        saved = self._save(
+            it,
+            stage=Stage.GATED,
+            status=IterationStatus.DONE,
+            outcome=Outcome.REJECTED,
+            record=record,
+        )
+        self._emit("rejected", saved)
+        return saved
+
+    def _promote(self, it: LoopIteration) -> LoopIteration:
+        from loopml.registry.gates import Gate
+        from loopml.registry.policy import PromotionPolicy
+
+        version = int(it.record["challenger"]["version"])
+        holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
+        record = dict(it.record)
+        if holder is None or int(holder) != version:
+            gates: tuple[Gate, ...] = self.policy.promotion_gates()
+            self.registry.promote(
+                self.policy.model,
+                version,
+                to=self.policy.alias,
+                actor=f"loop:{self.owner}",
+                reason=f"loop iteration {it.number}: challenger beat champion "
+                f"{record['champion']['version']} on {record['data']['holdout']}",
+                policy=PromotionPolicy({self.policy.alias: gates}),
+            )
+        record["promoted_ms"] = record.get("promoted_ms") or _now_ms()
+        record = self._note(
+            record,
+            "promoted",
+            f"{self.policy.alias}: version {record['champion']['version']} -> {version}",
+        )
+        return self._stage(it, Stage.PROMOTED, record)
+
+    def _reset_reference(self, it: LoopIteration) -> LoopIteration:
+        from loopml.monitoring.monitor import set_reference
+
+        version = int(it.record["challenger"]["version"])
+        frame = self._dataset_frame(it.record["data"]["training"])
+        set_reference(self.client, f"models:/{self.policy.model}/{version}", frame)
+        self._monitor = None  # the next windows are scored against the new reference
+        record = self._note(it.record, "reference_reset", f"training data of version {version}")
+        saved = self._save(
+            it,
+            stage=Stage.FINISHED,
+            status=IterationStatus.DONE,
+            outcome=Outcome.PROMOTED,
+            record=record,
+        )
+        self._emit("promoted", saved)
+        return saved
+
+    # -- monitoring and triggers -------------------------------------------------------------
+    def _monitor_windows(self) -> list[WindowResult]:
+        from loopml.monitoring.alerts import AlertManager, AlertRule
+
+        if self._monitor is None:
+            try:
+                holder = self.store.get_registered_model(self.policy.model).aliases.get(
+                    self.policy.alias
+                )
+            except NotFound:
+                return []
+            if holder is None:
+                return []
+            from loopml.monitoring.monitor import Monitor
+
+            rules = [
+                AlertRule(
+                    _rule_name(i, rule),
+                    rule.metric,
+                    op=cast("Op", rule.op),  # the policy checked it is one of its OPS
+                    threshold=rule.threshold,
+                    windows=rule.windows,
+                    cooldown_s=0,
+                )
+                for i, rule in enumerate(self.policy.triggers)
+                if rule.kind in ("drift", "metric", "performance")
+            ]
+            try:
+                self._monitor = Monitor(
+                    self.client,
+                    f"models:/{self.policy.model}/{int(holder)}",
+                    window_rows=self.policy.monitor_window_rows,
+                    alerts=AlertManager(self.store, rules) if rules else None,
+                )
+                self._monitor.reference()
+            except NotFound as exc:
+                log.warning("loop of %s cannot monitor yet: %s", self.policy.model, exc)
+                self._monitor = None
+                return []
+        return self._monitor.run_once()
+
+    def _since_ms(self) -> int:
+        newest = self.store.list_loop_iterations(self.policy.model, limit=1)
+        if newest:
+            return newest[0].created_ms
+        tags = self.store.get_registered_model(self.policy.model).tags
+        if SINCE_TAG not in tags:
+            now = _now_ms()
+            self.store.set_registered_model_tag(self.policy.model, SINCE_TAG, str(now))
+            return now
+        return int(tags[SINCE_TAG])
+
+    def _fired(self, windows: list[WindowResult]) -> dict[str, Any] | None:
+        since = self._since_ms()
+        now = _now_ms()
+        for i, rule in enumerate(self.policy.triggers):
+            fired = self._check(i, rule, since, now, windows)
+            if fired is not None:
+                return {"kind": rule.kind, "rule": rule.describe(), "at_ms": now, **fired}
+        return None
+
+    def _check(
+        self, index: int, rule: TriggerRule, since: int, now: int, windows: list[WindowResult]
+    ) -> dict[str, Any] | None:
+        if rule.kind in ("drift", "metric", "performance", "alert"):
+            name = rule.rule if rule.kind == "alert" else _rule_name(index, rule)
+            alerts = self.store.list_alerts(self.policy.model, since_ms=since, limit=20)
+            for alert in alerts:
+                if not name or alert.rule == name:
+                    return {
+                        "alert_id": alert.alert_id,
+                        "metric": alert.metric,
+                        "value": alert.value,
+                        "threshold": alert.threshold,
+                        "window_end_ms": alert.window_end_ms,
+                    }
+            return None
+        if rule.kind == "schedule":
+            from loopml.pipelines.schedules import next_cron_ms
+
+            due = next_cron_ms(rule.cron, since)
+            return {"due_ms": due} if due <= now else None
+        if rule.kind == "data":
+            versions = self.store.list_dataset_versions(rule.dataset)
+            fresh = [v for v in versions if v.created_ms >= since]
+            if fresh:
+                return {"dataset": f"{fresh[-1].name}@{fresh[-1].version}"}
+        return None
+
+    # -- rollback ----------------------------------------------------------------------------
+    def _check_rollback(self) -> LoopIteration | None:
+        from loopml.loop.live import live_metric
+
+        spec = self.policy.rollback
+        if not spec.auto:
+            return None
+        done = self.store.list_loop_iterations(
+            self.policy.model, statuses=[IterationStatus.DONE], limit=1
+        )
+        if not done or done[0].outcome is not Outcome.PROMOTED:
+            return None
+        it = done[0]
+        if it.record.get("rollback_checked"):
+            return None
+        new = int(it.record["challenger"]["version"])
+        old = it.record["champion"]["version"]
+        promoted = int(it.record.get("promoted_ms") or it.updated_ms)
+        after = live_metric(
+            self.client,
+            self.policy.model,
+            new,
+            self.policy.metric,
+            start_ms=promoted,
+            rows=spec.window_rows,
+            newest=False,
+        )
+        if after is None:
+            return None  # not enough labelled rows answered by the new champion yet
+        before = (
+            live_metric(
+                self.client,
+                self.policy.model,
+                int(old),
+                self.policy.metric,
+                end_ms=promoted,
+                rows=spec.window_rows,
+                newest=True,
+            )
+            if old is not None
+            else None
+        )
+        record = dict(it.record)
+        record["rollback_checked"] = True
+        record["live"] = {"new": after, "old": before}
+        worse = (
+            before is not None
+            and (before - after if self.policy.higher_is_better else after - before) > spec.margin
+        )
+        if not worse:
+            record = self._note(record, "live_check_passed", f"{after:.4f} vs {before}")
+            self.store.update_loop_iteration(it.iteration_id, owner=it.owner, record=record)
+            return None
+        self.registry.rollback(
+            self.policy.model,
+            self.policy.alias,
+            to=int(old),
+            actor=f"loop:{self.owner}",
+            reason=f"loop iteration {it.number}: version {new} did worse live "
+            f"({self.policy.metric} {after:.4f} vs {before:.4f})",
+        )
+        record = self._note(
+            record,
+            "rolled_back",
+            f"{self.policy.alias}: version {new} -> {old}: live {self.policy.metric} "
+            f"{after:.4f} vs {before:.4f}",
+        )
+        saved = self.store.update_loop_iteration(
+            it.iteration_id, owner=it.owner, outcome=Outcome.ROLLED_BACK, record=record
+        )
+        self._monitor = None
+        self._emit("rolled_back", saved)
+        return saved
+
+
+def _rule_name(index: int, rule: TriggerRule) -> str:
+    return f"loop-{rule.kind}-{index + 1}"
