@@ -80,11 +80,12 @@ class LoopController:
         current = self._open()
         if current is not None:
             return self._advance(current)
+        since = self._since_ms()  # before the windows: alerts they fire count
         self.last_windows = self._monitor_windows()
         touched = self._check_rollback()
         if touched is not None:
             return touched
-        fired = self._fired(self.last_windows)
+        fired = self._fired(since)
         if fired is None:
             return None
         started = self._start(fired)
@@ -123,10 +124,8 @@ class LoopController:
             it.iteration_id, owner=self.owner, stale_before_ms=stale, now_ms=now
         ):
             taken = self.store.get_loop_iteration(it.iteration_id)
-            self._note(
-                taken.record, "took_over", f"from {it.owner} (no heartbeat for {self.lease_s}s)"
-            )
-            return self.store.get_loop_iteration(it.iteration_id)
+            note = f"from {it.owner} (no heartbeat for {self.lease_s:g}s)"
+            return self._save(taken, record=self._note(taken.record, "took_over", note))
         return None  # another live controller is on it
 
     def _start(self, trigger: dict[str, Any]) -> LoopIteration | None:
@@ -537,18 +536,15 @@ class LoopController:
             return now
         return int(tags[SINCE_TAG])
 
-    def _fired(self, windows: list[WindowResult]) -> dict[str, Any] | None:
-        since = self._since_ms()
+    def _fired(self, since: int) -> dict[str, Any] | None:
         now = _now_ms()
         for i, rule in enumerate(self.policy.triggers):
-            fired = self._check(i, rule, since, now, windows)
+            fired = self._check(i, rule, since, now)
             if fired is not None:
                 return {"kind": rule.kind, "rule": rule.describe(), "at_ms": now, **fired}
         return None
 
-    def _check(
-        self, index: int, rule: TriggerRule, since: int, now: int, windows: list[WindowResult]
-    ) -> dict[str, Any] | None:
+    def _check(self, index: int, rule: TriggerRule, since: int, now: int) -> dict[str, Any] | None:
         if rule.kind in ("drift", "metric", "performance", "alert"):
             name = rule.rule if rule.kind == "alert" else _rule_name(index, rule)
             alerts = self.store.list_alerts(self.policy.model, since_ms=since, limit=20)

@@ -97,6 +97,7 @@ class TrafficStats:
     share: float  # the shifted share of the last request sent
     versions: dict[str, int]
     first_shift_s: float | None  # when the first shifted row was sent
+    first_shift_index: int | None  # in which request
     swap: Answer | None  # the first answer of a version other than the first one
     done: bool
     planned: int | None  # the total number of requests, once known
@@ -108,6 +109,7 @@ class _State:
     last_share: float = 0.0
     end_index: int | None = None
     first_shift_s: float | None = None
+    first_shift_index: int | None = None
     swap: Answer | None = None
     answers: list[Answer] = field(default_factory=list)
     failed_feedback: int = 0
@@ -195,6 +197,7 @@ class Traffic:
                 share=state.last_share,
                 versions=dict(Counter(a.version for a in answers if a.ok)),
                 first_shift_s=state.first_shift_s,
+                first_shift_index=state.first_shift_index,
                 swap=state.swap,
                 done=self.done,
                 planned=state.end_index,
@@ -256,7 +259,9 @@ class Traffic:
         sent = time.monotonic()
         if any(shifted):
             with self._lock:
-                if self._state.first_shift_s is None or sent < self._state.first_shift_s:
+                first = self._state.first_shift_index
+                if first is None or index < first:
+                    self._state.first_shift_index = index
                     self._state.first_shift_s = sent
         status, version, predictions = 0, "", None
         try:

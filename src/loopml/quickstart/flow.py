@@ -1,0 +1,419 @@
+"""The quickstart from start to end: train, register, promote, serve, shift, detect, retrain,
+compare, promote, hot-swap, and measure.
+
+Everything is the real thing on the workspace the client points at: a loopml pipeline trains
+the first model, the registry promotes it, ``loopml serve`` answers in another process, the
+:class:`~loopml.loop.LoopController` watches the prediction log in a background thread, and
+the figures come from the server's own answers and from held-out rows nobody trained on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loopml.quickstart.driver import Event, LoopThread, Window
+from loopml.quickstart.result import QuickstartResult, Served
+from loopml.quickstart.scenario import TARGET, Scenario, load_scenario
+from loopml.quickstart.server import ServerProcess, start_server
+from loopml.quickstart.story import Story, traffic_bar
+from loopml.quickstart.traffic import Schedule, Traffic, TrafficStats
+from loopml.quickstart.training import MODEL, PIPELINE, training
+
+if TYPE_CHECKING:
+    from loopml.loop import LoopPolicy
+    from loopml.pipelines.definition import PipelineResult
+    from loopml.tracking.client import Client
+
+__all__ = ["ALIAS", "DRIFT_THRESHOLD", "quickstart_policy", "run_flow"]
+
+ALIAS = "champion"
+METRIC = "accuracy"
+DRIFT_THRESHOLD = 0.3  # share of the columns that drifted
+DRIFT_WINDOWS = 3  # ... in that many windows in a row
+WINDOW_ROWS = 100
+DATA_ROWS = 300
+HOLDOUT = 0.3
+LIVE_CHECK_ROWS = 150
+LIVE_CHECK_WAIT_S = 8.0  # how long to wait, after the traffic, for the loop's live check
+_DAY_MS = 86_400_000
+
+
+def quickstart_policy(client: Client) -> LoopPolicy:
+    """The loop policy of the quickstart: retrain on drift, on the newest labelled rows, and
+    promote if the challenger does at least as well on the fresh holdout. The limits allow one
+    iteration more than this model already had today: one retrain per quickstart."""
+    from loopml.loop import DataSpec, Limits, LoopPolicy, RollbackSpec, TriggerRule
+
+    today = client.store.list_loop_iterations(MODEL, since_ms=_now_ms() - _DAY_MS)
+    return LoopPolicy(
+        model=MODEL,
+        alias=ALIAS,
+        metric=METRIC,
+        triggers=(
+            TriggerRule(
+                kind="drift",
+                metric="drift.share",
+                op=">=",
+                threshold=DRIFT_THRESHOLD,
+                windows=DRIFT_WINDOWS,
+            ),
+        ),
+        data=DataSpec(source="feedback", window_rows=DATA_ROWS, holdout=HOLDOUT, target=TARGET),
+        limits=Limits(max_per_day=len(today) + 1, cooldown_s=0),
+        rollback=RollbackSpec(auto=True, window_rows=LIVE_CHECK_ROWS, margin=0.02),
+        monitor_window_rows=WINDOW_ROWS,
+    )
+
+
+def run_flow(
+    client: Client,
+    story: Story,
+    *,
+    keep_serving: bool = False,
+    port: int = 0,
+    schedule: Schedule | None = None,
+) -> QuickstartResult:
+    """Run the whole quickstart on ``client``'s workspace, telling ``story`` as it goes."""
+    settings = client.settings
+    schedule = schedule or Schedule()
+    story.title("loopml quickstart: a served model meets patients it was not trained on")
+    story.line("workspace", f"{settings.resolved_store_uri}", mark="info")
+
+    with story.status("loading scikit-learn's breast-cancer data"):
+        scenario = load_scenario()
+    _tell_data(story, scenario)
+
+    with story.status(f"running the pipeline {PIPELINE}"):
+        trained = training.run(client=client, executor="sequential")
+    trained.raise_for_status()
+    static_version = _tell_training(story, trained)
+
+    from loopml.monitoring.monitor import set_reference
+    from loopml.registry import ModelRegistry
+
+    before = client.store.get_registered_model(MODEL).aliases.get(ALIAS)
+    ModelRegistry(client).promote(
+        MODEL,
+        static_version,
+        to=ALIAS,
+        reason="quickstart: the model trained on small tumours starts as the champion",
+    )
+    set_reference(client, f"models:/{MODEL}/{static_version}", scenario.small)
+    was = "" if before is None or int(before) == static_version else f" (was version {before})"
+    story.line(
+        "promoted",
+        f"{MODEL} version {static_version} -> {ALIAS}{was}; monitoring reference: its "
+        f"{len(scenario.small)} training rows",
+    )
+    if _monitor_from_now(client):
+        story.line("monitor", "starts from now: traffic of earlier runs is left out", mark="info")
+
+    log_path = settings.workspace.absolute() / "quickstart" / "server.log"
+    with story.status("starting loopml serve"):
+        server = start_server(
+            f"models:/{MODEL}@{ALIAS}", settings=settings, log_path=log_path, port=port
+        )
+    story.line(
+        "server",
+        f"loopml serve models:/{MODEL}@{ALIAS} at {server.url} (pid {server.pid}), "
+        "following the alias",
+    )
+    keep = False
+    try:
+        policy = quickstart_policy(client)
+        story.line(
+            "loop",
+            f"retrain when drift.share >= {DRIFT_THRESHOLD} in {DRIFT_WINDOWS} windows of "
+            f"{WINDOW_ROWS} rows in a row; learn from the newest {DATA_ROWS} labelled rows, "
+            f"keep {HOLDOUT:.0%} as holdout; promote if the challenger is at least as good",
+        )
+        followed = _follow(client, story, server, scenario, schedule, policy, static_version)
+        keep = keep_serving
+    finally:
+        if not keep:
+            server.stop()
+    return _result(client, story, scenario, server, followed, static_version, keep, trained)
+
+
+# -- the steps before the traffic ----------------------------------------------------------------
+def _tell_data(story: Story, scenario: Scenario) -> None:
+    small, stream, held = scenario.small, scenario.stream, scenario.held_out
+    shifted = len(stream) + len(held)
+    story.line(
+        "data",
+        f"{len(small)} small tumours to train on ({small[TARGET].mean():.0%} benign); "
+        f"{shifted} large ones arrive later ({stream[TARGET].mean():.0%} benign): "
+        f"{len(stream)} sent to the server, {len(held)} held out for the final comparison",
+    )
+
+
+def _tell_training(story: Story, trained: PipelineResult) -> int:
+    uri = str(trained.output("train"))
+    version = int(uri.rsplit("/", 1)[1])
+    steps = ", ".join(f"{name} {record.status.value}" for name, record in trained.steps.items())
+    story.line("pipeline", f"{PIPELINE} run {trained.run.run_id[:12]}: {steps}")
+    cached = trained.steps["train"].status.value == "CACHED"
+    story.line(
+        "registered",
+        f"{MODEL} version {version}: StandardScaler + LogisticRegression, with its input "
+        "signature"
+        + (" (same code and data as before: the pipeline cache gave the same version)" if cached else ""),
+    )
+    return version
+
+
+def _monitor_from_now(client: Client) -> bool:
+    """Move the monitor of ``MODEL`` past everything logged so far, so rows left by an earlier
+    run are not mixed into the first window of this one. True when there was a monitor."""
+    from loopml.monitoring.monitor import EXPERIMENT, LAST_END_TAG
+
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return False
+    found = client.search_runs(
+        [experiment.experiment_id], filter=f"attributes.run_name = 'monitor/{MODEL}'", max_results=1
+    ).items
+    if not found:
+        return False
+    client.set_tags(found[0].run_id, {LAST_END_TAG: str(_now_ms())})
+    return True
+
+
+# -- the traffic and the loop -------------------------------------------------------------------
+@dataclass
+class _Followed:
+    """What happened while the traffic flowed."""
+
+    stats: TrafficStats
+    answers: list[Any]
+    windows: list[Window] = field(default_factory=list)
+    iteration_id: str = ""
+    detected_ms: int | None = None  # when the loop's trigger fired (epoch ms)
+    started_ms: int = 0  # epoch ms at time.monotonic() == started_s
+    started_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def monotonic(self, epoch_ms: int) -> float:
+        return self.started_s + (epoch_ms - self.started_ms) / 1000
+
+    def epoch_ms(self, monotonic_s: float) -> int:
+        return self.started_ms + round((monotonic_s - self.started_s) * 1000)
+
+
+def _follow(
+    client: Client,
+    story: Story,
+    server: ServerProcess,
+    scenario: Scenario,
+    schedule: Schedule,
+    policy: LoopPolicy,
+    static_version: int,
+) -> _Followed:
+    loop = LoopThread(client, policy)
+    traffic = Traffic(
+        server.url,
+        scenario,
+        first_version=str(static_version),
+        request_prefix=f"qs-{uuid.uuid4().hex[:8]}",
+        schedule=schedule,
+    )
+    followed = _Followed(traffic.stats(), [], started_ms=_now_ms(), started_s=time.monotonic())
+    told_shift = told_swap = False
+    try:
+        loop.start()
+        traffic.start()
+        with traffic_bar(story.console) as bar:
+            while True:
+                _drain(loop, story, followed)
+                stats = traffic.stats()
+                if stats.first_shift_index is not None and not told_shift:
+                    told_shift = True
+                    story.line(
+                        "shift",
+                        f"request {stats.first_shift_index + 1}: referrals of larger tumours "
+                        f"start; their share rises to 100% over {schedule.ramp} requests",
+                        mark="warn",
+                    )
+                if stats.swap is not None and not told_swap:
+                    told_swap = True
+                    _tell_swap(story, stats)
+                last = followed.windows[-1].drift_share if followed.windows else None
+                bar.update(stats, drift_share=last)
+                if traffic.done:
+                    break
+                time.sleep(0.2)
+        followed.stats = traffic.stats()
+        story.line(
+            "traffic",
+            f"{followed.stats.answered} requests answered, {followed.stats.failed} failed; "
+            f"{followed.stats.answered - followed.stats.failed_feedback} labels sent to /feedback",
+            mark="ok" if followed.stats.failed == 0 else "bad",
+        )
+        _wait_live_check(client, loop, story, followed)
+    finally:
+        traffic.stop()
+        traffic.join(30)
+        loop.stop()
+    _drain(loop, story, followed)
+    followed.answers = traffic.answers
+    followed.stats = traffic.stats()
+    return followed
+
+
+def _drain(loop: LoopThread, story: Story, followed: _Followed) -> None:
+    while not loop.events.empty():
+        event: Event = loop.events.get_nowait()
+        if event.kind == "window" and event.window is not None:
+            _tell_window(story, followed, event.window)
+        elif event.kind == "error":
+            followed.errors.append(event.detail)
+            story.line("loop", f"a tick failed: {event.detail}", mark="warn")
+        elif event.iteration is not None:
+            it = event.iteration
+            followed.iteration_id = it.iteration_id
+            if event.kind == "triggered":
+                followed.detected_ms = int(it.trigger.get("at_ms") or it.created_ms)
+            story.loop_event(event.kind, it, metric=METRIC)
+
+
+def _tell_window(story: Story, followed: _Followed, window: Window) -> None:
+    """Print the first window, windows over the threshold until the loop triggers, and the
+    first window scored against a new reference."""
+    windows = followed.windows
+    windows.append(window)
+    over = window.drift_share >= DRIFT_THRESHOLD
+    if len(windows) == 1:
+        story.window(window, note="(the first window: no shift yet)")
+    elif followed.detected_ms is None and over:
+        story.window(window, note=f">= {DRIFT_THRESHOLD}")
+    elif followed.detected_ms is not None and window.end_ms > followed.detected_ms:
+        previous = [w for w in windows[:-1] if w.end_ms > followed.detected_ms]
+        if not previous:
+            story.window(window, note="(against the new reference)")
+
+
+def _tell_swap(story: Story, stats: TrafficStats) -> None:
+    swap = stats.swap
+    assert swap is not None
+    since = "" if stats.first_shift_s is None else (
+        f", {swap.answered_s - stats.first_shift_s:.1f}s after the shift began"
+    )
+    story.line(
+        "hot swap",
+        f"version {swap.version} answered request {swap.index + 1}{since}; "
+        f"{stats.failed} failed requests so far",
+    )
+
+
+def _wait_live_check(
+    client: Client, loop: LoopThread, story: Story, followed: _Followed
+) -> None:
+    """Give the loop a few seconds to compare the new champion's live accuracy with the old
+    one's (its rollback check), and tell the result."""
+    if not followed.iteration_id:
+        return
+    deadline = time.monotonic() + LIVE_CHECK_WAIT_S
+    while time.monotonic() < deadline:
+        _drain(loop, story, followed)
+        it = client.store.get_loop_iteration(followed.iteration_id)
+        if it.outcome.value != "promoted" and it.status.value != "RUNNING":
+            return  # nothing to check: rejected, failed, or rolled back (told already)
+        live = it.record.get("live")
+        if it.record.get("rollback_checked") and isinstance(live, dict):
+            old = live.get("old")
+            versus = "" if old is None else f" vs {old:.4f} for the old one on its last"
+            story.line(
+                "live check",
+                f"{METRIC} of the new champion on its first {LIVE_CHECK_ROWS} labelled rows "
+                f"{live.get('new', float('nan')):.4f}{versus}: kept",
+            )
+            return
+        time.sleep(0.3)
+
+
+# -- the figures ---------------------------------------------------------------------------------
+def _result(
+    client: Client,
+    story: Story,
+    scenario: Scenario,
+    server: ServerProcess,
+    followed: _Followed,
+    static_version: int,
+    kept: bool,
+    trained: PipelineResult,
+) -> QuickstartResult:
+    iteration = (
+        client.store.get_loop_iteration(followed.iteration_id) if followed.iteration_id else None
+    )
+    champion = client.store.get_registered_model(MODEL).aliases.get(ALIAS)
+    champion_version = None if champion is None else int(champion)
+    loop_version = None
+    if iteration is not None and iteration.outcome.value == "promoted":
+        loop_version = int(iteration.record["challenger"]["version"])
+    with story.status("scoring both models on the held-out large tumours"):
+        static_accuracy = _accuracy(client, static_version, scenario)
+        loop_accuracy = (
+            static_accuracy
+            if champion_version in (None, static_version)
+            else _accuracy(client, int(champion_version or static_version), scenario)
+        )
+    stats = followed.stats
+    swap = stats.swap
+    served_before = _served(followed.answers, str(static_version))
+    served_after = None if swap is None else _served(followed.answers, swap.version)
+    onset = stats.first_shift_s
+    return QuickstartResult(
+        model=MODEL,
+        alias=ALIAS,
+        static_version=static_version,
+        loop_version=loop_version,
+        champion_version=champion_version,
+        static_accuracy=static_accuracy,
+        loop_accuracy=loop_accuracy,
+        held_out_rows=len(scenario.held_out),
+        served_before=served_before,
+        served_after=served_after,
+        onset_to_detection_s=None
+        if onset is None or followed.detected_ms is None
+        else followed.monotonic(followed.detected_ms) - onset,
+        drift_to_promotion_s=None if onset is None or swap is None else swap.answered_s - onset,
+        wall_s=story.elapsed(),
+        requests=stats.answered,
+        failed_requests=stats.failed,
+        failed_feedback=stats.failed_feedback,
+        versions_served=stats.versions,
+        drift_threshold=DRIFT_THRESHOLD,
+        shift_ms=None if onset is None else followed.epoch_ms(onset),
+        windows=tuple(followed.windows),
+        iteration=iteration,
+        workspace=str(client.settings.workspace.absolute()),
+        store_uri=client.settings.resolved_store_uri,
+        server_url=server.url,
+        server_pid=server.pid if kept else None,
+        server_log=str(server.log_path),
+        pipeline_run_id=trained.run.run_id,
+        notes=tuple(followed.errors),
+    )
+
+
+def _accuracy(client: Client, version: int, scenario: Scenario) -> float:
+    from loopml.models import load_model
+
+    model = load_model(f"models:/{MODEL}/{version}", client=client)
+    held = scenario.held_out
+    predicted = model.predict(held[scenario.features])
+    return float((predicted == held[TARGET].to_numpy()).mean())
+
+
+def _served(answers: list[Any], version: str) -> Served | None:
+    mine = [a for a in answers if a.ok and a.version == version and a.shifted]
+    if not mine:
+        return None
+    return Served(version, sum(a.shifted for a in mine), sum(a.shifted_correct for a in mine))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
