@@ -34,6 +34,7 @@ from loopml.loop import (
     LoopPolicy,
     RetrainSpec,
     RollbackSpec,
+    ShadowSpec,
     TriggerRule,
     history,
     rollback,
@@ -77,11 +78,16 @@ def _traffic(
     rows: pd.DataFrame,
     *,
     wrong_labels_for: int | None = None,
+    shadow: int | None = None,
     batch: int = 5,
 ) -> None:
-    """Answer ``rows`` with the current champion and log predictions and ground truth."""
+    """Answer ``rows`` with the current champion (and ``shadow``, as a shadow version would
+    be) and log predictions and ground truth."""
     version = int(client.store.get_registered_model(MODEL).aliases["champion"])
     model = loopml.load_model(f"models:/{MODEL}/{version}")
+    answering = [("primary", version, model)]
+    if shadow is not None:
+        answering.append(("shadow", shadow, loopml.load_model(f"models:/{MODEL}/{shadow}")))
     logger = PredictionLogger.from_client(client, flush_interval_s=0.2)
     logger.start()
     now = int(time.time() * 1000)
@@ -91,22 +97,23 @@ def _traffic(
             features = chunk.drop(columns="target").reset_index(drop=True)
             request = uuid.uuid4().hex
             at = now + i
-            logger.log(
-                PredictionEntry(
-                    request_id=request,
-                    model_name=MODEL,
-                    model_version=str(version),
-                    role="primary",
-                    timestamp_ms=at,
-                    latency_ms=1.0,
-                    inputs=features,
-                    outputs={
-                        "predict": np.asarray(model.predict(features)),
-                        "predict_proba": np.asarray(model.predict_proba(features)),
-                    },
-                    protocol="invocations",
+            for role, number, answerer in answering:
+                logger.log(
+                    PredictionEntry(
+                        request_id=request,
+                        model_name=MODEL,
+                        model_version=str(number),
+                        role=role,  # type: ignore[arg-type]
+                        timestamp_ms=at,
+                        latency_ms=1.0,
+                        inputs=features,
+                        outputs={
+                            "predict": np.asarray(answerer.predict(features)),
+                            "predict_proba": np.asarray(answerer.predict_proba(features)),
+                        },
+                        protocol="invocations",
+                    )
                 )
-            )
             truth = chunk["target"].to_numpy()
             if wrong_labels_for == version:
                 truth = 1 - truth
@@ -197,6 +204,23 @@ def test_approval_gate_blocks_until_someone_approves(
     done = controller.tick()
     assert done is not None and done.outcome is Outcome.PROMOTED
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 2
+
+
+def test_shadow_period_compares_both_on_the_same_live_requests(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    controller = LoopController(client, _policy(shadow=ShadowSpec(duration_s=0.5)))
+    _traffic(client, _shifted(served))
+    it = controller.tick()
+    assert it is not None and it.status is IterationStatus.WAITING, it.record
+    assert client.store.get_registered_model(MODEL).aliases["challenger"] == 2
+    _traffic(client, _shifted(served, n=150, seed=3), shadow=2)
+    time.sleep(0.6)
+    done = controller.tick()
+    assert done is not None and done.outcome is Outcome.PROMOTED, done.record
+    shadow = done.record["shadow"]
+    assert shadow["rows"] == 150 and shadow["passed"] is True
+    assert shadow["challenger"] >= shadow["champion"]
 
 
 def test_limits_stop_a_second_iteration(client: loopml.Client, served: dict[str, Any]) -> None:

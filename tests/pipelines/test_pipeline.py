@@ -506,3 +506,49 @@ def test_bad_step_options_are_refused() -> None:
         step(resources={"disk": 1})(quick.fn)
     with pytest.raises(InvalidArgument, match="timeout_s=0"):
         step(timeout_s=0)(quick.fn)
+
+
+SLOW_SCRIPT = """
+import sys, time
+import loopml
+
+@loopml.step
+def sleepy() -> int:
+    print("started", flush=True)
+    time.sleep(60)
+    return 1
+
+@loopml.pipeline
+def sleeping() -> None:
+    sleepy()
+
+sleeping.run(client=loopml.Client(sys.argv[1], artifact_uri=sys.argv[2]))
+"""
+
+
+def test_sigterm_records_the_run_killed_not_running(
+    client: loopml.Client, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SCRIPT)
+    settings = client.settings
+    process = subprocess.Popen(
+        [sys.executable, str(script), settings.resolved_store_uri, settings.resolved_artifact_uri],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    [run] = client.store.list_pipeline_runs("sleeping")
+    assert run.status is PipelineStatus.KILLED
+    [step_run] = client.store.list_step_runs(run.run_id)
+    assert step_run.status is StepStatus.FAILED and "interrupted" in step_run.error

@@ -10,10 +10,13 @@ stored and reusable by ``resume``.
 from __future__ import annotations
 
 import heapq
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +119,8 @@ class Runner:
             )
         )
         try:
-            self._loop(plan.graph)
+            with _sigterm_interrupts():
+                self._loop(plan.graph)
         except BaseException as exc:
             self._abandon(exc)
             raise
@@ -539,6 +543,24 @@ class Runner:
             end_ms=_now_ms(),
             error=f"{type(exc).__name__}: {exc}",
         )
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a pipeline runs in the main thread, SIGTERM interrupts it like Ctrl-C, so the run
+    and its running steps are recorded KILLED rather than left RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _logs_ref(digest: str, size: int) -> Any:

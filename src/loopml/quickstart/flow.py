@@ -34,9 +34,10 @@ METRIC = "accuracy"
 DRIFT_THRESHOLD = 0.3  # share of the columns that drifted
 DRIFT_WINDOWS = 3  # ... in that many windows in a row
 WINDOW_ROWS = 100
-DATA_ROWS = 300
+DATA_ROWS = 500
 HOLDOUT = 0.3
 LIVE_CHECK_ROWS = 150
+AFTER_NO_PROMOTION = 100  # requests sent after an iteration that promoted nothing
 LIVE_CHECK_WAIT_S = 8.0  # how long to wait, after the traffic, for the loop's live check
 _DAY_MS = 86_400_000
 
@@ -192,6 +193,8 @@ class _Followed:
     windows: list[Window] = field(default_factory=list)
     iteration_id: str = ""
     detected_ms: int | None = None  # when the loop's trigger fired (epoch ms)
+    promoted_ms: int | None = None  # when it moved the alias
+    ended: bool = False  # the iteration ended (promoted, rejected or failed)
     started_ms: int = 0  # epoch ms at time.monotonic() == started_s
     started_s: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -221,7 +224,7 @@ def _follow(
         schedule=schedule,
     )
     followed = _Followed(traffic.stats(), [], started_ms=_now_ms(), started_s=time.monotonic())
-    told_shift = told_swap = False
+    told_shift = told_swap = told_end = False
     try:
         loop.start()
         traffic.start()
@@ -240,6 +243,9 @@ def _follow(
                 if stats.swap is not None and not told_swap:
                     told_swap = True
                     _tell_swap(story, stats)
+                if followed.ended and followed.promoted_ms is None and not told_end:
+                    told_end = True  # no new model: a little more traffic, then the tables
+                    traffic.finish(after=AFTER_NO_PROMOTION)
                 last = followed.windows[-1].drift_share if followed.windows else None
                 bar.update(stats, drift_share=last)
                 if traffic.done:
@@ -276,6 +282,9 @@ def _drain(loop: LoopThread, story: Story, followed: _Followed) -> None:
             followed.iteration_id = it.iteration_id
             if event.kind == "triggered":
                 followed.detected_ms = int(it.trigger.get("at_ms") or it.created_ms)
+            if it.stage.value == "promoted" and followed.promoted_ms is None:
+                followed.promoted_ms = int(it.record.get("promoted_ms") or it.updated_ms)
+            followed.ended = not it.status.open
             story.loop_event(event.kind, it, metric=METRIC)
 
 
@@ -289,10 +298,9 @@ def _tell_window(story: Story, followed: _Followed, window: Window) -> None:
         story.window(window, note="(the first window: no shift yet)")
     elif followed.detected_ms is None and over:
         story.window(window, note=f">= {DRIFT_THRESHOLD}")
-    elif followed.detected_ms is not None and window.end_ms > followed.detected_ms:
-        previous = [w for w in windows[:-1] if w.end_ms > followed.detected_ms]
-        if not previous:
-            story.window(window, note="(against the new reference)")
+    elif followed.promoted_ms is not None and window.end_ms > followed.promoted_ms:
+        if not any(w.end_ms > followed.promoted_ms for w in windows[:-1]):
+            story.window(window, note="(the first one against the new reference)")
 
 
 def _tell_swap(story: Story, stats: TrafficStats) -> None:

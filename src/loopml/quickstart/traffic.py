@@ -37,12 +37,12 @@ __all__ = ["Answer", "Schedule", "Traffic", "TrafficStats"]
 class Schedule:
     """When requests are sent and what they hold."""
 
-    rate: float = 40.0  # requests per second, all clients together
-    rows: int = 3  # rows per request
+    rate: float = 50.0  # requests per second, all clients together
+    rows: int = 4  # rows per request
     steady: int = 150  # requests from the first population only
-    ramp: int = 150  # requests over which the shifted share rises from 0 to 1
+    ramp: int = 40  # requests over which the shifted share rises from 0 to 1
     after_swap: int = 300  # requests sent once a new version answered
-    max_s: float = 100.0  # the traffic ends after this long whatever happened
+    max_s: float = 75.0  # the traffic ends after this long whatever happened
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -166,6 +166,13 @@ class Traffic:
     def stop(self) -> None:
         """Send nothing more (requests in flight finish)."""
         self._stop.set()
+
+    def finish(self, *, after: int) -> None:
+        """End the traffic ``after`` more requests (unless it is to end sooner already)."""
+        with self._lock:
+            end = self._state.next_index + after
+            if self._state.end_index is None or end < self._state.end_index:
+                self._state.end_index = end
 
     def join(self, timeout_s: float | None = None) -> bool:
         """Wait for the clients to finish; True when they all did."""
@@ -314,7 +321,9 @@ class Traffic:
                 and answer.version
             ):
                 state.swap = answer
-                state.end_index = state.next_index + self.schedule.after_swap
+                end = state.next_index + self.schedule.after_swap
+                if state.end_index is None or end < state.end_index:
+                    state.end_index = end
 
 
 def _post(

@@ -8,8 +8,11 @@ thread: the runner records the timeout and moves on, and the thread's late resul
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 from loopml.errors import InvalidArgument
 from loopml.pipelines.executors.base import Executor, StepOutcome, StepTask, run_task
@@ -29,7 +32,7 @@ class LocalExecutor(Executor):
         self.workers = workers or os.cpu_count() or 1
         self._used = 0.0
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="loopml-step")
+        self._pool = _DaemonPool(self.workers)
 
     def _slots(self, task: StepTask) -> float:
         wanted = float(task.step.options.resources.get("cpu", 1.0))
@@ -49,7 +52,47 @@ class LocalExecutor(Executor):
             self._used = max(0.0, self._used - self._slots(task))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
+
+
+class _DaemonPool:
+    """A thread pool whose threads do not hold the interpreter open: a step still running
+    when the pipeline was interrupted (or timed out) is abandoned at exit, not waited for
+    (``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._tasks: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._tasks.put((future, fn, args))
+        with self._lock:
+            if len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name=f"loopml-step-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (item := self._tasks.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting runner
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._tasks.put(None)
 
 
 class SequentialExecutor(Executor):
