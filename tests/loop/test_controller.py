@@ -232,6 +232,18 @@ def test_limits_stop_a_second_iteration(client: loopml.Client, served: dict[str,
     assert len(history(client, MODEL)) == 1
 
 
+def test_training_budget_stops_the_next_iteration(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    tight = Limits(max_per_day=5, cooldown_s=0, budget_s=0.001)
+    controller = LoopController(client, _policy(limits=tight))
+    _traffic(client, _shifted(served))
+    first = controller.tick()
+    assert first is not None and first.record["challenger"]["train_s"] > 0.001
+    _traffic(client, _shifted(served, seed=5))
+    assert controller.tick() is None  # the day's retraining budget is spent
+
+
 def test_rollback_by_hand_and_automatically(client: loopml.Client, served: dict[str, Any]) -> None:
     policy = _policy(rollback=RollbackSpec(auto=True, window_rows=50, margin=0.02))
     controller = LoopController(client, policy)

@@ -158,8 +158,11 @@ class LoopController:
         recent = self.store.list_loop_iterations(self.policy.model, since_ms=now - _DAY_MS)
         if len(recent) >= self.policy.limits.max_per_day:
             return False
-        cooling = recent and now - recent[0].created_ms < self.policy.limits.cooldown_s * 1000
-        return not cooling
+        if recent and now - recent[0].created_ms < self.policy.limits.cooldown_s * 1000:
+            return False
+        budget = self.policy.limits.budget_s
+        spent = sum(float(it.record.get("challenger", {}).get("train_s", 0.0)) for it in recent)
+        return not (budget and spent >= budget)
 
     def _advance(self, it: LoopIteration) -> LoopIteration:
         steps: dict[Stage, Callable[[LoopIteration], LoopIteration]] = {
@@ -251,6 +254,7 @@ class LoopController:
                 f"{self.policy.alias})"
             )
         spec = self.policy.retrain
+        started = time.monotonic()
         result = run_pipeline_ref(
             self.client,
             spec.pipeline,
@@ -276,6 +280,7 @@ class LoopController:
         record["challenger"] = {
             "pipeline_run_id": result.run.run_id,
             "model_uri": f"runs:/{step.tracking_run_id}/model",
+            "train_s": round(time.monotonic() - started, 3),
         }
         return self._stage(it, Stage.TRAINED, record)
 

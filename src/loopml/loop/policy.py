@@ -15,7 +15,7 @@ which pipeline, behind which gates, within which limits. Written in Python or YA
     data: {source: feedback, window_rows: 5000, holdout: 0.3, target: label}
     retrain: {pipeline: "loopml.loop.retrain:refit"}
     gates: [{kind: beats, alias: champion, metric: accuracy, by: 0.0}]
-    limits: {max_per_day: 4, cooldown_s: 3600}
+    limits: {max_per_day: 4, cooldown_s: 3600, budget_s: 7200}
     rollback: {auto: true, window_rows: 300, margin: 0.02}
 """
 
@@ -96,10 +96,12 @@ class RetrainSpec:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """At most ``max_per_day`` iterations in 24 hours; ``cooldown_s`` between two."""
+    """At most ``max_per_day`` iterations in 24 hours, ``cooldown_s`` between two, and at most
+    ``budget_s`` seconds of retraining in 24 hours (0: no budget)."""
 
     max_per_day: int = 4
     cooldown_s: float = 3600.0
+    budget_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +257,7 @@ def check_policy(policy: LoopPolicy) -> None:
             raise InvalidArgument(f"invalid {name} {value!r}: must be a whole number >= {low}")
     for name, number in (
         ("limits.cooldown_s", policy.limits.cooldown_s),
+        ("limits.budget_s", policy.limits.budget_s),
         ("shadow.duration_s", policy.shadow.duration_s),
         ("rollback.margin", policy.rollback.margin),
     ):

@@ -179,7 +179,6 @@ class Runner:
         options = node.step.options
         inputs, task_inputs = self._inputs(node)
         key = self._key(node, inputs)
-        previous = self.store.list_step_runs(pipeline=self.plan.pipeline, name=node.name, limit=1)
         record = StepRun(
             pipeline_run_id=self.pipeline_run.run_id,
             name=node.name,
@@ -234,6 +233,7 @@ class Runner:
         )
         if not self.executor.has_room(task):
             return False
+        previous = self.store.list_step_runs(pipeline=self.plan.pipeline, name=node.name, limit=1)
         reason = self._why_runs(node, key.parts, previous[0] if previous else None)
         record = replace(
             record,

@@ -37,8 +37,8 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """``kind`` is ``window`` (``window`` is set), ``error`` (``detail``) or a loop event
-    (``iteration`` is set)."""
+    """``kind`` is ``window`` (``window`` is set), ``error`` (a tick raised), ``alert`` or
+    ``warning`` (logged; ``detail`` says what), or a loop event (``iteration`` is set)."""
 
     kind: str
     window: Window | None = None
@@ -52,8 +52,24 @@ class _Seen:
     iteration: LoopIteration | None = None
 
 
+class _Relay(logging.Handler):
+    """Turns loopml's warnings (alerts fired, ticks that failed) into events for the story,
+    instead of letting them reach the terminal in the middle of it."""
+
+    def __init__(self, events: queue.Queue[Event]) -> None:
+        super().__init__(logging.WARNING)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "alert" if record.name.startswith("loopml.alerts") else "warning"
+        self.events.put(Event(kind, detail=record.getMessage()))
+
+
 class LoopThread:
-    """Runs ``LoopController(client, policy)`` every ``interval_s`` seconds in a thread."""
+    """Runs ``LoopController(client, policy)`` every ``interval_s`` seconds in a thread.
+
+    While it runs, warnings logged under ``loopml`` become events too (``alert``, ``warning``).
+    """
 
     def __init__(self, client: Client, policy: LoopPolicy, *, interval_s: float = 1.0) -> None:
         from loopml.loop import LoopController
@@ -65,6 +81,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._seen = _Seen()
         self._thread = threading.Thread(target=self._run, name="quickstart-loop", daemon=True)
+        self._relay = _Relay(self.events)
 
     @property
     def iteration(self) -> LoopIteration | None:
@@ -73,12 +90,14 @@ class LoopThread:
             return self._seen.iteration
 
     def start(self) -> None:
+        logging.getLogger("loopml").addHandler(self._relay)
         self._thread.start()
 
     def stop(self, *, timeout_s: float = 60.0) -> None:
         """Stop ticking; waits for the tick under way (a retrain finishes its stage)."""
         self._stop.set()
         self._thread.join(timeout_s)
+        logging.getLogger("loopml").removeHandler(self._relay)
 
     def tick_now(self) -> None:
         """Tick once in the calling thread (only when the background thread is stopped)."""

@@ -195,6 +195,7 @@ class _Followed:
     detected_ms: int | None = None  # when the loop's trigger fired (epoch ms)
     promoted_ms: int | None = None  # when it moved the alias
     ended: bool = False  # the iteration ended (promoted, rejected or failed)
+    alerts: int = 0  # alerts fired
     started_ms: int = 0  # epoch ms at time.monotonic() == started_s
     started_s: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -277,6 +278,13 @@ def _drain(loop: LoopThread, story: Story, followed: _Followed) -> None:
         elif event.kind == "error":
             followed.errors.append(event.detail)
             story.line("loop", f"a tick failed: {event.detail}", mark="warn")
+        elif event.kind == "alert":
+            followed.alerts += 1
+            if followed.alerts == 1:  # it fires again for each window while the drift lasts
+                story.line("alert", event.detail.partition(": ")[2] or event.detail, mark="warn")
+        elif event.kind == "warning":
+            followed.errors.append(event.detail)
+            story.line("warning", event.detail, mark="warn")
         elif event.iteration is not None:
             it = event.iteration
             followed.iteration_id = it.iteration_id

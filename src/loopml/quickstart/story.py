@@ -77,9 +77,8 @@ class Story:
             said = f"{trigger.get('metric', trigger.get('kind'))} "
             said += f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
             self.line(
-                "drift",
-                f"alert: {said}, rule {trigger.get('rule', '')}: loop iteration "
-                f"{it.number} starts",
+                "loop",
+                f"iteration {it.number} starts (trigger: {said}, {trigger.get('rule', '')})",
                 mark="warn",
             )
         elif event == "data":
