@@ -20,21 +20,20 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
-from loopml.errors import AlreadyExists, InvalidState, NotFound
-from loopml.loop.policy import LoopPolicy, TriggerRule
+from loopml.errors import AlreadyExists, InvalidState
+from loopml.loop.policy import LoopPolicy
+from loopml.loop.triggers import TriggerWatch
 
 if TYPE_CHECKING:
-    from loopml.monitoring.alerts import Op
-    from loopml.monitoring.monitor import Monitor, WindowResult
+    from loopml.monitoring.monitor import WindowResult
     from loopml.tracking.client import Client
 
 log = logging.getLogger("loopml.loop")
 
 ITERATION_TAG = "loopml.loop.iteration"  # on the model version an iteration registered
-SINCE_TAG = "loopml.loop.since_ms"  # on the registered model: when the loop started watching
 _DAY_MS = 86_400_000
 Listener = Callable[[str, LoopIteration], None]
 
@@ -69,7 +68,7 @@ class LoopController:
         self.lease_s = lease_s
         self.listener = listener
         self.registry = ModelRegistry(client)
-        self._monitor: Monitor | None = None
+        self.watch = TriggerWatch(client, policy)
         self.last_windows: list[WindowResult] = []
 
     # -- the public surface ------------------------------------------------------------------
@@ -80,12 +79,12 @@ class LoopController:
         current = self._open()
         if current is not None:
             return self._advance(current)
-        since = self._since_ms()  # before the windows: alerts they fire count
-        self.last_windows = self._monitor_windows()
+        since = self.watch.since_ms()  # before the windows: alerts they fire count
+        self.last_windows = self.watch.windows()
         touched = self._check_rollback()
         if touched is not None:
             return touched
-        fired = self._fired(since)
+        fired = self.watch.fired(since)
         if fired is None:
             return None
         started = self._start(fired)
@@ -477,7 +476,7 @@ class LoopController:
         version = int(it.record["challenger"]["version"])
         frame = self._dataset_frame(it.record["data"]["training"])
         set_reference(self.client, f"models:/{self.policy.model}/{version}", frame)
-        self._monitor = None  # the next windows are scored against the new reference
+        self.watch.reset()  # the next windows are scored against the new reference
         record = self._note(it.record, "reference_reset", f"training data of version {version}")
         saved = self._save(
             it,
@@ -488,92 +487,6 @@ class LoopController:
         )
         self._emit("promoted", saved)
         return saved
-
-    # -- monitoring and triggers -------------------------------------------------------------
-    def _monitor_windows(self) -> list[WindowResult]:
-        from loopml.monitoring.alerts import AlertManager, AlertRule
-
-        if self._monitor is None:
-            try:
-                holder = self.store.get_registered_model(self.policy.model).aliases.get(
-                    self.policy.alias
-                )
-            except NotFound:
-                return []
-            if holder is None:
-                return []
-            from loopml.monitoring.monitor import Monitor
-
-            rules = [
-                AlertRule(
-                    _rule_name(i, rule),
-                    rule.metric,
-                    op=cast("Op", rule.op),  # the policy checked it is one of its OPS
-                    threshold=rule.threshold,
-                    windows=rule.windows,
-                    cooldown_s=0,
-                )
-                for i, rule in enumerate(self.policy.triggers)
-                if rule.kind in ("drift", "metric", "performance")
-            ]
-            try:
-                self._monitor = Monitor(
-                    self.client,
-                    f"models:/{self.policy.model}/{int(holder)}",
-                    window_rows=self.policy.monitor_window_rows,
-                    alerts=AlertManager(self.store, rules) if rules else None,
-                )
-                self._monitor.reference()
-            except NotFound as exc:
-                log.warning("loop of %s cannot monitor yet: %s", self.policy.model, exc)
-                self._monitor = None
-                return []
-        return self._monitor.run_once()
-
-    def _since_ms(self) -> int:
-        newest = self.store.list_loop_iterations(self.policy.model, limit=1)
-        if newest:
-            return newest[0].created_ms
-        tags = self.store.get_registered_model(self.policy.model).tags
-        if SINCE_TAG not in tags:
-            now = _now_ms()
-            self.store.set_registered_model_tag(self.policy.model, SINCE_TAG, str(now))
-            return now
-        return int(tags[SINCE_TAG])
-
-    def _fired(self, since: int) -> dict[str, Any] | None:
-        now = _now_ms()
-        for i, rule in enumerate(self.policy.triggers):
-            fired = self._check(i, rule, since, now)
-            if fired is not None:
-                return {"kind": rule.kind, "rule": rule.describe(), "at_ms": now, **fired}
-        return None
-
-    def _check(self, index: int, rule: TriggerRule, since: int, now: int) -> dict[str, Any] | None:
-        if rule.kind in ("drift", "metric", "performance", "alert"):
-            name = rule.rule if rule.kind == "alert" else _rule_name(index, rule)
-            alerts = self.store.list_alerts(self.policy.model, since_ms=since, limit=20)
-            for alert in alerts:
-                if not name or alert.rule == name:
-                    return {
-                        "alert_id": alert.alert_id,
-                        "metric": alert.metric,
-                        "value": alert.value,
-                        "threshold": alert.threshold,
-                        "window_end_ms": alert.window_end_ms,
-                    }
-            return None
-        if rule.kind == "schedule":
-            from loopml.pipelines.schedules import next_cron_ms
-
-            due = next_cron_ms(rule.cron, since)
-            return {"due_ms": due} if due <= now else None
-        if rule.kind == "data":
-            versions = self.store.list_dataset_versions(rule.dataset)
-            fresh = [v for v in versions if v.created_ms >= since]
-            if fresh:
-                return {"dataset": f"{fresh[-1].name}@{fresh[-1].version}"}
-        return None
 
     # -- rollback ----------------------------------------------------------------------------
     def _check_rollback(self) -> LoopIteration | None:
@@ -645,10 +558,6 @@ class LoopController:
         saved = self.store.update_loop_iteration(
             it.iteration_id, owner=it.owner, outcome=Outcome.ROLLED_BACK, record=record
         )
-        self._monitor = None
+        self.watch.reset()
         self._emit("rolled_back", saved)
         return saved
-
-
-def _rule_name(index: int, rule: TriggerRule) -> str:
-    return f"loop-{rule.kind}-{index + 1}"

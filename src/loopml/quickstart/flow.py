@@ -161,7 +161,11 @@ def _tell_training(story: Story, trained: PipelineResult) -> int:
         "registered",
         f"{MODEL} version {version}: StandardScaler + LogisticRegression, with its input "
         "signature"
-        + (" (same code and data as before: the pipeline cache gave the same version)" if cached else ""),
+        + (
+            " (same code and data as before: the pipeline cache gave the same version)"
+            if cached
+            else ""
+        ),
     )
     return version
 
@@ -306,16 +310,21 @@ def _tell_window(story: Story, followed: _Followed, window: Window) -> None:
         story.window(window, note="(the first window: no shift yet)")
     elif followed.detected_ms is None and over:
         story.window(window, note=f">= {DRIFT_THRESHOLD}")
-    elif followed.promoted_ms is not None and window.end_ms > followed.promoted_ms:
-        if not any(w.end_ms > followed.promoted_ms for w in windows[:-1]):
-            story.window(window, note="(the first one against the new reference)")
+    elif (
+        followed.promoted_ms is not None
+        and window.end_ms > followed.promoted_ms
+        and not any(w.end_ms > followed.promoted_ms for w in windows[:-1])
+    ):
+        story.window(window, note="(the first one against the new reference)")
 
 
 def _tell_swap(story: Story, stats: TrafficStats) -> None:
     swap = stats.swap
     assert swap is not None
-    since = "" if stats.first_shift_s is None else (
-        f", {swap.answered_s - stats.first_shift_s:.1f}s after the shift began"
+    since = (
+        ""
+        if stats.first_shift_s is None
+        else (f", {swap.answered_s - stats.first_shift_s:.1f}s after the shift began")
     )
     story.line(
         "hot swap",
@@ -324,9 +333,7 @@ def _tell_swap(story: Story, stats: TrafficStats) -> None:
     )
 
 
-def _wait_live_check(
-    client: Client, loop: LoopThread, story: Story, followed: _Followed
-) -> None:
+def _wait_live_check(client: Client, loop: LoopThread, story: Story, followed: _Followed) -> None:
     """Give the loop a few seconds to compare the new champion's live accuracy with the old
     one's (its rollback check), and tell the result."""
     if not followed.iteration_id:

@@ -81,7 +81,9 @@ def _before_after(result: QuickstartResult) -> Table:
         _number(result.loop_accuracy),
     )
     table.add_row(
-        "live answers on the shifted traffic", _served(result.served_before), _served(result.served_after)
+        "live answers on the shifted traffic",
+        _served(result.served_before),
+        _served(result.served_after),
     )
     record = result.iteration.record if result.iteration is not None else {}
     table.add_row(
@@ -142,7 +144,8 @@ def _drift_and_time(result: QuickstartResult) -> list[tuple[str, str]]:
 def _record_title(result: QuickstartResult) -> str:
     it = result.iteration
     assert it is not None
-    return f"Decision record of loop iteration {it.number} ({it.status.value}, {it.outcome.value or '-'})"
+    outcome = it.outcome.value or "-"
+    return f"Decision record of loop iteration {it.number} ({it.status.value}, {outcome})"
 
 
 def _record(result: QuickstartResult) -> list[tuple[str, str]]:
@@ -188,7 +191,10 @@ def _record(result: QuickstartResult) -> list[tuple[str, str]]:
     for action in record.get("actions", []):
         at = (int(action.get("at_ms", start)) - start) / 1000
         rows.append(
-            (f"  +{at:5.1f}s", f"{action.get('action')}: {action.get('detail')} ({action.get('actor')})")
+            (
+                f"  +{at:5.1f}s",
+                f"{action.get('action')}: {action.get('detail')} ({action.get('actor')})",
+            )
         )
     if record.get("error"):
         rows.append(("error", str(record["error"]).strip().splitlines()[-1]))
