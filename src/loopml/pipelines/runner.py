@@ -84,6 +84,7 @@ class Runner:
         self.progress = progress
         self.records: dict[str, StepRun] = {}
         self.values: dict[str, dict[str, Any]] = {}  # node -> output name -> object in memory
+        self.datasets: dict[str, DatasetVersion] = {}  # dataset node -> the version it resolved
         self._running: dict[Future[StepOutcome], _Running] = {}
         self._retries: list[tuple[float, int, str, StepTask, StepRun]] = []
 
@@ -263,7 +264,7 @@ class Runner:
             given = TaskInput(output=output)
             if output.serializer == "dataset":
                 given = TaskInput(
-                    dataset=self._dataset_versions[ref.node],
+                    dataset=self.datasets[ref.node],
                     as_path=bool(self.plan.graph.nodes[ref.node].dataset.as_path),  # type: ignore[union-attr]
                 )
                 source = f"dataset:{output.type_name}"
@@ -336,12 +337,6 @@ class Runner:
         return f"same key as its last run, which ended {previous.status.value}"
 
     # -- datasets ----------------------------------------------------------------------------
-    @property
-    def _dataset_versions(self) -> dict[str, DatasetVersion]:
-        if not hasattr(self, "_datasets"):
-            self._datasets: dict[str, DatasetVersion] = {}
-        return self._datasets
-
     def _resolve_dataset(self, node: Node) -> None:
         from loopml.errors import NotFound
 
@@ -358,7 +353,7 @@ class Runner:
                     name=spec.name,
                 )
             found = versions[-1]
-        self._dataset_versions[node.name] = found
+        self.datasets[node.name] = found
         label = f"{found.name}@{found.version}"
         now = _now_ms()
         self._finish(
@@ -388,7 +383,7 @@ class Runner:
     def _datasets_of(self, node: Node) -> tuple[str, ...]:
         return tuple(
             f"{v.name}@{v.version}"
-            for up, v in self._dataset_versions.items()
+            for up, v in self.datasets.items()
             if up in node.upstream
         )
 
