@@ -34,6 +34,7 @@ _NEEDS = {
     "pandas": "pandas",
     "pyarrow": "pyarrow",
     "scipy": "scipy",
+    "matplotlib": "matplotlib",
     "starlette": "starlette",
     "uvicorn": "uvicorn",
     "orjson": "orjson",

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml.core.alerts import Alert
+
 if TYPE_CHECKING:
     from loopml.core.loop import LoopIteration
     from loopml.loop import LoopPolicy
@@ -44,6 +46,7 @@ class Event:
     window: Window | None = None
     iteration: LoopIteration | None = None
     detail: str = ""
+    alert: Alert | None = None
 
 
 @dataclass
@@ -61,8 +64,11 @@ class _Relay(logging.Handler):
         self.events = events
 
     def emit(self, record: logging.LogRecord) -> None:
-        kind = "alert" if record.name.startswith("loopml.alerts") else "warning"
-        self.events.put(Event(kind, detail=record.getMessage()))
+        alert = getattr(record, "alert", None)
+        if isinstance(alert, Alert):
+            self.events.put(Event("alert", detail=record.getMessage(), alert=alert))
+        else:
+            self.events.put(Event("warning", detail=record.getMessage()))
 
 
 class LoopThread:

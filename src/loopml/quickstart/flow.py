@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.quickstart.driver import Event, LoopThread, Window
 from loopml.quickstart.result import QuickstartResult, Served
-from loopml.quickstart.scenario import TARGET, Scenario, load_scenario
+from loopml.quickstart.scenario import SORT_BY, TARGET, Scenario, bundled_table, load_scenario
 from loopml.quickstart.server import ServerProcess, start_server
 from loopml.quickstart.story import Story, traffic_bar
 from loopml.quickstart.traffic import Schedule, Traffic, TrafficStats
-from loopml.quickstart.training import MODEL, PIPELINE, training
+from loopml.quickstart.training import DATASET, MODEL, PIPELINE, training
 
 if TYPE_CHECKING:
     from loopml.loop import LoopPolicy
@@ -81,11 +81,17 @@ def run_flow(
     settings = client.settings
     schedule = schedule or Schedule()
     story.title("loopml quickstart: a served model meets patients it was not trained on")
-    story.line("workspace", f"{settings.resolved_store_uri}", mark="info")
+    embedded = not settings.store_uri and not settings.artifact_uri
+    where = str(settings.workspace.absolute()) if embedded else settings.resolved_store_uri
+    story.line("workspace", where, mark="info")
 
     with story.status("loading scikit-learn's breast-cancer data"):
-        scenario = load_scenario()
-    _tell_data(story, scenario)
+        from loopml.data.versions import add_dataset
+
+        table = bundled_table()
+        dataset = add_dataset(client, table, name=DATASET)
+        scenario = load_scenario(table)
+    _tell_data(story, scenario, f"{dataset.name}@{dataset.version}")
 
     with story.status(f"running the pipeline {PIPELINE}"):
         trained = training.run(client=client, executor="sequential")
@@ -104,11 +110,8 @@ def run_flow(
     )
     set_reference(client, f"models:/{MODEL}/{static_version}", scenario.small)
     was = "" if before is None or int(before) == static_version else f" (was version {before})"
-    story.line(
-        "promoted",
-        f"{MODEL} version {static_version} -> {ALIAS}{was}; monitoring reference: its "
-        f"{len(scenario.small)} training rows",
-    )
+    story.line("promoted", f"version {static_version} -> {ALIAS}{was}")
+    story.more(f"monitoring reference: its {len(scenario.small)} training rows")
     if _monitor_from_now(client):
         story.line("monitor", "starts from now: traffic of earlier runs is left out", mark="info")
 
@@ -117,20 +120,18 @@ def run_flow(
         server = start_server(
             f"models:/{MODEL}@{ALIAS}", settings=settings, log_path=log_path, port=port
         )
-    story.line(
-        "server",
-        f"loopml serve models:/{MODEL}@{ALIAS} at {server.url} (pid {server.pid}), "
-        "following the alias",
-    )
+    story.line("server", f"models:/{MODEL}@{ALIAS} at {server.url} (pid {server.pid})")
+    story.more("loopml serve, one worker, swaps models when the alias moves")
     keep = False
     try:
         policy = quickstart_policy(client)
         story.line(
             "loop",
             f"retrain when drift.share >= {DRIFT_THRESHOLD} in {DRIFT_WINDOWS} windows of "
-            f"{WINDOW_ROWS} rows in a row; learn from the newest {DATA_ROWS} labelled rows, "
-            f"keep {HOLDOUT:.0%} as holdout; promote if the challenger is at least as good",
+            f"{WINDOW_ROWS} rows in a row,",
         )
+        story.more(f"on the newest {DATA_ROWS} labelled rows, {HOLDOUT:.0%} kept as a holdout;")
+        story.more("promote if the challenger does at least as well as the champion there")
         followed = _follow(client, story, server, scenario, schedule, policy, static_version)
         keep = keep_serving
     finally:
@@ -140,33 +141,35 @@ def run_flow(
 
 
 # -- the steps before the traffic ----------------------------------------------------------------
-def _tell_data(story: Story, scenario: Scenario) -> None:
+def _tell_data(story: Story, scenario: Scenario, dataset: str) -> None:
     small, stream, held = scenario.small, scenario.stream, scenario.held_out
-    shifted = len(stream) + len(held)
+    story.line("dataset", f"{dataset}: scikit-learn's breast-cancer table, sorted by {SORT_BY}")
     story.line(
-        "data",
-        f"{len(small)} small tumours to train on ({small[TARGET].mean():.0%} benign); "
-        f"{shifted} large ones arrive later ({stream[TARGET].mean():.0%} benign): "
-        f"{len(stream)} sent to the server, {len(held)} held out for the final comparison",
+        "scenario",
+        f"first the {len(small)} smallest tumours ({small[TARGET].mean():.0%} benign), "
+        f"then the {len(stream) + len(held)} largest ({stream[TARGET].mean():.0%} benign):",
+    )
+    story.more(
+        f"{len(stream)} of those are sent to the server, {len(held)} are held out for the end"
     )
 
 
 def _tell_training(story: Story, trained: PipelineResult) -> int:
     uri = str(trained.output("train"))
     version = int(uri.rsplit("/", 1)[1])
-    steps = ", ".join(f"{name} {record.status.value}" for name, record in trained.steps.items())
+    steps = ", ".join(
+        f"{name} {record.status.value}"
+        for name, record in trained.steps.items()
+        if not name.startswith("dataset.")  # the node that resolved the dataset version
+    )
     story.line("pipeline", f"{PIPELINE} run {trained.run.run_id[:12]}: {steps}")
     cached = trained.steps["train"].status.value == "CACHED"
     story.line(
         "registered",
-        f"{MODEL} version {version}: StandardScaler + LogisticRegression, with its input "
-        "signature"
-        + (
-            " (same code and data as before: the pipeline cache gave the same version)"
-            if cached
-            else ""
-        ),
+        f"version {version} of {MODEL}: scaler + logistic regression, with its signature",
     )
+    if cached:
+        story.more("(same code, same data: the pipeline cache gave back the same version)")
     return version
 
 
@@ -241,10 +244,10 @@ def _follow(
                     told_shift = True
                     story.line(
                         "shift",
-                        f"request {stats.first_shift_index + 1}: referrals of larger tumours "
-                        f"start; their share rises to 100% over {schedule.ramp} requests",
+                        f"request {stats.first_shift_index + 1}: larger tumours start arriving",
                         mark="warn",
                     )
+                    story.more(f"(all the rows are large ones {schedule.ramp} requests later)")
                 if stats.swap is not None and not told_swap:
                     told_swap = True
                     _tell_swap(story, stats)
@@ -285,7 +288,7 @@ def _drain(loop: LoopThread, story: Story, followed: _Followed) -> None:
         elif event.kind == "alert":
             followed.alerts += 1
             if followed.alerts == 1:  # it fires again for each window while the drift lasts
-                story.line("alert", event.detail.partition(": ")[2] or event.detail, mark="warn")
+                story.alert(event.alert, event.detail)
         elif event.kind == "warning":
             followed.errors.append(event.detail)
             story.line("warning", event.detail, mark="warn")
@@ -315,7 +318,7 @@ def _tell_window(story: Story, followed: _Followed, window: Window) -> None:
         and window.end_ms > followed.promoted_ms
         and not any(w.end_ms > followed.promoted_ms for w in windows[:-1])
     ):
-        story.window(window, note="(the first one against the new reference)")
+        story.window(window, note="(against the new reference)")
 
 
 def _tell_swap(story: Story, stats: TrafficStats) -> None:
@@ -324,13 +327,12 @@ def _tell_swap(story: Story, stats: TrafficStats) -> None:
     since = (
         ""
         if stats.first_shift_s is None
-        else (f", {swap.answered_s - stats.first_shift_s:.1f}s after the shift began")
+        else (f", {swap.answered_s - stats.first_shift_s:.1f} s after the shift")
     )
     story.line(
-        "hot swap",
-        f"version {swap.version} answered request {swap.index + 1}{since}; "
-        f"{stats.failed} failed requests so far",
+        "hot swap", f"version {swap.version} answers from request {swap.index + 1} on{since}"
     )
+    story.more(f"{stats.failed} failed requests so far")
 
 
 def _wait_live_check(client: Client, loop: LoopThread, story: Story, followed: _Followed) -> None:
@@ -347,12 +349,13 @@ def _wait_live_check(client: Client, loop: LoopThread, story: Story, followed: _
         live = it.record.get("live")
         if it.record.get("rollback_checked") and isinstance(live, dict):
             old = live.get("old")
-            versus = "" if old is None else f" vs {old:.4f} for the old one on its last"
+            versus = "nothing to compare" if old is None else f"the old one: {old:.4f} on its last"
             story.line(
                 "live check",
-                f"{METRIC} of the new champion on its first {LIVE_CHECK_ROWS} labelled rows "
-                f"{live.get('new', float('nan')):.4f}{versus}: kept",
+                f"live {METRIC} of the new champion: {live.get('new', float('nan')):.4f} on "
+                f"its first {LIVE_CHECK_ROWS} labelled rows",
             )
+            story.more(f"{versus}: no rollback")
             return
         time.sleep(0.3)
 

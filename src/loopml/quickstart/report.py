@@ -53,10 +53,10 @@ def next_commands(result: QuickstartResult) -> list[str]:
         "loopml runs list --experiment quickstart",
     ]
     if result.server_pid is not None:
-        commands.append(
-            f"curl -s {result.server_url}/invocations -H 'Content-Type: application/json' "
-            """-d '{"dataframe_split": {"columns": [...30 columns...], "data": [[...]]}}'"""
-        )
+        commands += [
+            f"curl -s {result.server_url}/version",
+            f"curl -s {result.server_url}/metrics | grep loopml_model_swaps_total",
+        ]
     return commands
 
 
@@ -188,14 +188,12 @@ def _record(result: QuickstartResult) -> list[tuple[str, str]]:
             ("live check", f"new {_number(live.get('new'))} vs old {_number(live.get('old'))}")
         )
     start = it.created_ms
+    actors = sorted({str(a.get("actor")) for a in record.get("actions", [])})
+    if actors:
+        rows.append(("actions by", ", ".join(actors)))
     for action in record.get("actions", []):
         at = (int(action.get("at_ms", start)) - start) / 1000
-        rows.append(
-            (
-                f"  +{at:5.1f}s",
-                f"{action.get('action')}: {action.get('detail')} ({action.get('actor')})",
-            )
-        )
+        rows.append((f"  +{at:5.1f}s", f"{action.get('action')}: {action.get('detail')}"))
     if record.get("error"):
         rows.append(("error", str(record["error"]).strip().splitlines()[-1]))
     return rows

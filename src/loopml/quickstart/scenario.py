@@ -26,6 +26,8 @@ __all__ = [
     "SORT_BY",
     "TARGET",
     "Scenario",
+    "bundled_table",
+    "by_size",
     "load_scenario",
     "small_tumours",
 ]
@@ -51,30 +53,37 @@ class Scenario:
         return [str(c) for c in self.small.columns if c != TARGET]
 
 
-def _sorted_table() -> pd.DataFrame:
+def bundled_table() -> pd.DataFrame:
+    """scikit-learn's breast-cancer table as it ships: 569 rows, 30 features and ``target``."""
     from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    return frame
+
+
+def by_size(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows from the smallest ``worst area`` to the largest."""
     return frame.sort_values(SORT_BY, kind="stable").reset_index(drop=True)
 
 
-def small_tumours(share: float = SMALL_SHARE) -> pd.DataFrame:
+def small_tumours(frame: pd.DataFrame, share: float = SMALL_SHARE) -> pd.DataFrame:
     """The ``share`` of rows with the smallest ``worst area``: the first population."""
-    frame = _sorted_table()
-    return frame.iloc[: int(len(frame) * share)].reset_index(drop=True)
+    ordered = by_size(frame)
+    return ordered.iloc[: int(len(ordered) * share)].reset_index(drop=True)
 
 
-def load_scenario() -> Scenario:
-    """The first population, and the shifted one split into traffic and held-out rows."""
+def load_scenario(frame: pd.DataFrame | None = None) -> Scenario:
+    """The first population, and the shifted one split into traffic and held-out rows, from
+    ``frame`` (default: the bundled table)."""
     from sklearn.model_selection import train_test_split
 
-    frame = _sorted_table()
-    large = frame.iloc[int(len(frame) * LARGE_FROM) :]
+    ordered = by_size(bundled_table() if frame is None else frame)
+    large = ordered.iloc[int(len(ordered) * LARGE_FROM) :]
     stream, held_out = train_test_split(
         large, test_size=HELD_OUT_SHARE, random_state=SEED, stratify=large[TARGET]
     )
     return Scenario(
-        small=small_tumours(),
+        small=small_tumours(ordered),
         stream=stream.reset_index(drop=True),
         held_out=held_out.reset_index(drop=True),
     )

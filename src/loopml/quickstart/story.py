@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from loopml.core.alerts import Alert
     from loopml.core.loop import LoopIteration
     from loopml.quickstart.driver import Window
     from loopml.quickstart.traffic import TrafficStats
@@ -50,6 +51,10 @@ class Story:
             soft_wrap=False,
         )
 
+    def more(self, text: str) -> None:
+        """A continuation of the line above."""
+        self.console.print(Text(" " * 21 + text), soft_wrap=False)
+
     def blank(self) -> None:
         self.console.print()
 
@@ -57,6 +62,17 @@ class Story:
     def status(self, text: str) -> Iterator[None]:
         with self.console.status(escape(text)):
             yield
+
+    def alert(self, alert: Alert | None, detail: str) -> None:
+        if alert is None:
+            self.line("alert", detail, mark="warn")
+            return
+        self.line(
+            "alert",
+            f"{alert.rule} fired: {alert.metric} {alert.value:.2f} {alert.op} "
+            f"{alert.threshold:g} (loopml monitor alerts lists it)",
+            mark="warn",
+        )
 
     # -- the loop, as it happens -------------------------------------------------------------
     def window(self, window: Window, *, note: str = "") -> None:
@@ -76,18 +92,14 @@ class Story:
             value = trigger.get("value")
             said = f"{trigger.get('metric', trigger.get('kind'))} "
             said += f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
-            self.line(
-                "loop",
-                f"iteration {it.number} starts (trigger: {said}, {trigger.get('rule', '')})",
-                mark="warn",
-            )
+            self.line("loop", f"iteration {it.number} starts, triggered by {said}", mark="warn")
         elif event == "data":
             data = record.get("data", {})
-            self.line(
-                "data",
-                f"{data.get('rows', 0) + data.get('holdout_rows', 0)} newest labelled rows "
-                f"from /feedback: training {data.get('training')} ({data.get('rows')} rows), "
-                f"holdout {data.get('holdout')} ({data.get('holdout_rows')} rows)",
+            rows = data.get("rows", 0) + data.get("holdout_rows", 0)
+            self.line("data", f"the newest {rows} labelled rows (inputs + /feedback), stored as")
+            self.more(
+                f"{data.get('training')} ({data.get('rows')} rows) and "
+                f"{data.get('holdout')} ({data.get('holdout_rows')} rows)"
             )
         elif event == "trained":
             run_id = str(record.get("challenger", {}).get("pipeline_run_id", ""))
@@ -103,12 +115,7 @@ class Story:
                 f"{_metric(record, 'champion', metric)}",
             )
         elif event == "gated":
-            for gate in record.get("gates", []):
-                self.line(
-                    "gate",
-                    f"{gate.get('gate')}: {gate.get('detail')}",
-                    mark="ok" if gate.get("passed") else "bad",
-                )
+            self._gates(record)
         elif event == "promoted" and it.stage.value == "promoted":
             old, new = record["champion"]["version"], record["challenger"]["version"]
             self.line("promoted", f"champion: version {old} -> {new}")
@@ -119,12 +126,7 @@ class Story:
                 f"{record['challenger']['version']}",
             )
         elif event == "rejected":
-            for gate in record.get("gates", []):
-                self.line(
-                    "gate",
-                    f"{gate.get('gate')}: {gate.get('detail')}",
-                    mark="ok" if gate.get("passed") else "bad",
-                )
+            self._gates(record)
             self.line("rejected", "the champion stays", mark="bad")
         elif event == "failed":
             actions = record.get("actions") or [{}]
@@ -134,6 +136,22 @@ class Story:
             self.line("rolled back", str(actions[-1].get("detail", "")), mark="bad")
         elif event == "waiting":
             self.line("waiting", "for an approval", mark="warn")
+
+    def _gates(self, record: dict[str, Any]) -> None:
+        for gate in record.get("gates", []):
+            self.line("gate", _gate_text(gate), mark="ok" if gate.get("passed") else "bad")
+
+
+def _gate_text(gate: dict[str, Any]) -> str:
+    """``beats champion on accuracy: 0.9667 vs 0.9067 (margin +0.0600)``, or its detail."""
+    numbers = gate.get("numbers") or {}
+    verdict = "passed" if gate.get("passed") else "failed"
+    if {"candidate", "holder", "margin"} <= set(numbers):
+        return (
+            f"{gate.get('gate')}: {verdict}, {numbers['candidate']:.4f} vs "
+            f"{numbers['holder']:.4f} (margin {numbers['margin']:+.4f})"
+        )
+    return f"{gate.get('gate')}: {verdict}, {gate.get('detail')}"
 
 
 def _metric(record: dict[str, Any], role: str, metric: str) -> str:

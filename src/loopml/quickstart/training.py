@@ -1,9 +1,9 @@
 """The pipeline that trains the quickstart's first model: ``ingest`` then ``train``.
 
-It is an ordinary loopml pipeline (``loopml pipelines list`` shows its runs and ``loopml
-pipelines lineage breast_cancer 1`` draws the model back to its dataset version). Run again
-with the same code and data, both steps come from the cache and the same model version is
-returned instead of a new one.
+It reads the dataset version ``breast_cancer`` (the bundled table, recorded by the
+quickstart), so ``loopml pipelines lineage breast_cancer 1`` walks from the model through both
+steps to that dataset version. Run again with the same code and data, both steps come from the
+cache and the same model version is returned instead of a new one.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["DATASET", "MODEL", "PIPELINE", "ingest", "train", "training"]
 
 MODEL = "breast_cancer"
-DATASET = "breast_cancer_small_tumours"
+DATASET = "breast_cancer"  # the bundled table, as a dataset version
 PIPELINE = "quickstart_training"
 
 
 @loopml.step
-def ingest(share: float = SMALL_SHARE) -> pd.DataFrame:
-    """The referrals of small tumours, recorded as a version of the dataset ``DATASET``."""
-    frame = small_tumours(share)
-    loopml.get_step_context().add_dataset(frame, name=DATASET)
-    return frame
+def ingest(table: pd.DataFrame, share: float = SMALL_SHARE) -> pd.DataFrame:
+    """The referrals of small tumours: the ``share`` of rows with the smallest worst area."""
+    return small_tumours(table, share)
 
 
 @loopml.step
@@ -52,4 +50,4 @@ def train(frame: pd.DataFrame, c: float = 1.0) -> str:
 
 @loopml.pipeline(name=PIPELINE, experiment="quickstart")
 def training(share: float = SMALL_SHARE, c: float = 1.0) -> None:
-    train(ingest(share), c=c)
+    train(ingest(loopml.dataset(DATASET), share=share), c=c)

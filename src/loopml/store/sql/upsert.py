@@ -31,8 +31,12 @@ def upsert(
     """Insert ``rows``; on a key conflict overwrite the ``update`` columns (none: keep the row)."""
     insert = insert_for(conn, table).values(rows)
     if update:
+        # ``excluded.<column>`` spelled out: ``insert.excluded[c]`` builds a proxy of every
+        # column of the table on each call (about 3 ms, 60 ms the first time in a process).
+        quote = conn.dialect.identifier_preparer.quote
         stmt = insert.on_conflict_do_update(
-            index_elements=keys, set_={c: insert.excluded[c] for c in update}
+            index_elements=keys,
+            set_={c: sa.literal_column(f"excluded.{quote(c)}") for c in update},
         )
     else:
         stmt = insert.on_conflict_do_nothing(index_elements=keys)
