@@ -125,6 +125,7 @@ def run_flow(
     keep = False
     try:
         policy = quickstart_policy(client)
+        _tell_open_iteration(client, story)
         story.line(
             "loop",
             f"retrain when drift.share >= {DRIFT_THRESHOLD} in {DRIFT_WINDOWS} windows of "
@@ -171,6 +172,24 @@ def _tell_training(story: Story, trained: PipelineResult) -> int:
     if cached:
         story.more("(same code, same data: the pipeline cache gave back the same version)")
     return version
+
+
+def _tell_open_iteration(client: Client, story: Story) -> None:
+    """Warn when an earlier, interrupted run left a loop iteration open: this run's controller
+    takes it over only once its owner has been silent for the lease."""
+    from loopml.core.loop import IterationStatus
+
+    found = client.store.list_loop_iterations(
+        MODEL, statuses=[IterationStatus.RUNNING, IterationStatus.WAITING], limit=1
+    )
+    if found:
+        it = found[0]
+        story.line(
+            "loop",
+            f"iteration {it.number} of {it.owner} is still open (an interrupted run?): this "
+            "loop takes it over once that owner has been silent for 60 s",
+            mark="warn",
+        )
 
 
 def _monitor_from_now(client: Client) -> bool:
@@ -310,7 +329,7 @@ def _tell_window(story: Story, followed: _Followed, window: Window) -> None:
     windows.append(window)
     over = window.drift_share >= DRIFT_THRESHOLD
     if len(windows) == 1:
-        story.window(window, note="(the first window: no shift yet)")
+        story.window(window, note="(the first one)")
     elif followed.detected_ms is None and over:
         story.window(window, note=f">= {DRIFT_THRESHOLD}")
     elif (
