@@ -180,12 +180,9 @@ class Runner:
         options = node.step.options
         inputs, task_inputs = self._inputs(node)
         key = self._key(node, inputs)
-        record = StepRun(
-            pipeline_run_id=self.pipeline_run.run_id,
-            name=node.name,
-            pipeline=self.plan.pipeline,
-            step=node.qualified_name,
-            status=StepStatus.PENDING,
+        record = self._record(
+            node,
+            StepStatus.PENDING,
             cache_key=key.key,
             key_parts=key.parts,
             upstream=node.upstream,
@@ -357,12 +354,9 @@ class Runner:
         label = f"{found.name}@{found.version}"
         now = _now_ms()
         self._finish(
-            StepRun(
-                pipeline_run_id=self.pipeline_run.run_id,
-                name=node.name,
-                pipeline=self.plan.pipeline,
-                step=node.qualified_name,
-                status=StepStatus.COMPLETED,
+            self._record(
+                node,
+                StepStatus.COMPLETED,
                 reason=f"resolved dataset {label}",
                 outputs=(
                     StepOutput(
@@ -382,9 +376,7 @@ class Runner:
 
     def _datasets_of(self, node: Node) -> tuple[str, ...]:
         return tuple(
-            f"{v.name}@{v.version}"
-            for up, v in self.datasets.items()
-            if up in node.upstream
+            f"{v.name}@{v.version}" for up, v in self.datasets.items() if up in node.upstream
         )
 
     # -- finishing ---------------------------------------------------------------------------
@@ -494,16 +486,24 @@ class Runner:
             if self.records[up].status in (StepStatus.FAILED, StepStatus.SKIPPED)
         ]
         self._finish(
-            StepRun(
-                pipeline_run_id=self.pipeline_run.run_id,
-                name=node.name,
-                pipeline=self.plan.pipeline,
-                step=node.qualified_name,
-                status=StepStatus.SKIPPED,
+            self._record(
+                node,
+                StepStatus.SKIPPED,
                 reason=f"not run: {', '.join(failed)} did not succeed",
                 upstream=node.upstream,
                 params=dict(node.params),
             )
+        )
+
+    def _record(self, node: Node, status: StepStatus, **fields: Any) -> StepRun:
+        """A step record of ``node`` in this run."""
+        return StepRun(
+            pipeline_run_id=self.pipeline_run.run_id,
+            name=node.name,
+            pipeline=self.plan.pipeline,
+            step=node.qualified_name,
+            status=status,
+            **fields,
         )
 
     def _finish(self, record: StepRun) -> None:
