@@ -159,7 +159,8 @@ def _show(it: LoopIteration) -> None:
 
 
 def _brief(trigger: dict[str, Any]) -> str:
-    shown = {k: v for k, v in trigger.items() if k in ("metric", "value", "threshold", "dataset")}
+    keys = ("metric", "value", "threshold", "dataset", "reason")
+    shown = {k: v for k, v in trigger.items() if k in keys}
     return " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
     )

@@ -12,6 +12,7 @@ started again (or another one taking over its stale lease) finishes the iteratio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,7 +20,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
@@ -177,12 +178,34 @@ class LoopController:
         while it.status.open and it.stage in steps:
             before = (it.stage, it.status)
             try:
-                it = steps[it.stage](it)
+                with self._heartbeat(it):
+                    it = steps[it.stage](it)
             except Exception as exc:
                 return self._fail(it, exc)
             if (it.stage, it.status) == before:  # waiting (approval, shadow period)
                 break
         return it
+
+    @contextlib.contextmanager
+    def _heartbeat(self, it: LoopIteration) -> Iterator[None]:
+        """Beat every ``lease_s / 3`` while a stage runs (a retrain can outlast the lease)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_s / 3):
+                try:
+                    self.store.update_loop_iteration(
+                        it.iteration_id, owner=self.owner, heartbeat_ms=_now_ms()
+                    )
+                except Exception:  # taken over or store down: the stage's save will tell
+                    return
+
+        thread = threading.Thread(target=beat, name="loopml-loop-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
 
     def _save(self, it: LoopIteration, **changes: Any) -> LoopIteration:
         saved = self.store.update_loop_iteration(
@@ -366,16 +389,20 @@ class LoopController:
         if _now_ms() - int(shadow["start_ms"]) < spec.duration_s * 1000:
             self._save(it)  # heartbeat while waiting
             return self.store.get_loop_iteration(it.iteration_id)
-        shadow.update(
-            compare_shadow(
-                self.client,
-                self.policy.model,
-                champion=int(record["champion"]["version"]),
-                challenger=version,
-                start_ms=int(shadow["start_ms"]),
-                metric=self.policy.metric,
-            )
+        compared = compare_shadow(
+            self.client,
+            self.policy.model,
+            champion=int(record["champion"]["version"]),
+            challenger=version,
+            start_ms=int(shadow["start_ms"]),
+            metric=self.policy.metric,
+            higher_is_better=self.policy.higher_is_better,
         )
+        if compared["rows"] < spec.min_rows:  # not enough evidence yet: keep shadowing
+            shadow["rows_so_far"] = compared["rows"]
+            record["shadow"] = shadow
+            return self._save(it, record=record)
+        shadow.update(compared)
         record["shadow"] = shadow
         record = self._note(record, "shadow_compared", str(shadow))
         return self._stage(it, Stage.SHADOWED, record, status=IterationStatus.RUNNING)
@@ -496,11 +523,13 @@ class LoopController:
         if not spec.auto:
             return None
         done = self.store.list_loop_iterations(
-            self.policy.model, statuses=[IterationStatus.DONE], limit=1
+            self.policy.model, statuses=[IterationStatus.DONE], limit=20
         )
-        if not done or done[0].outcome is not Outcome.PROMOTED:
+        moves = [d for d in done if d.outcome in (Outcome.PROMOTED, Outcome.ROLLED_BACK)]
+        # only the newest promotion is watched (a later rejection does not end its watch)
+        if not moves or moves[0].outcome is not Outcome.PROMOTED:
             return None
-        it = done[0]
+        it = moves[0]
         if it.record.get("rollback_checked"):
             return None
         new = int(it.record["challenger"]["version"])

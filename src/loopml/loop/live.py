@@ -66,7 +66,14 @@ def live_metric(
 
 
 def compare_shadow(
-    client: Client, model: str, *, champion: int, challenger: int, start_ms: int, metric: str
+    client: Client,
+    model: str,
+    *,
+    champion: int,
+    challenger: int,
+    start_ms: int,
+    metric: str,
+    higher_is_better: bool = True,
 ) -> dict[str, Any]:
     """The champion (primary) and the challenger (shadow) on the labelled requests both
     answered since ``start_ms``."""
@@ -93,7 +100,11 @@ def compare_shadow(
         "rows": len(common),
         "champion": champion_score,
         "challenger": challenger_score,
-        "passed": challenger_score >= champion_score,
+        "passed": (
+            challenger_score >= champion_score
+            if higher_is_better
+            else challenger_score <= champion_score
+        ),
         "detail": f"live {metric} on {len(common)} shadowed rows: challenger "
         f"{challenger_score:.4f} vs champion {champion_score:.4f}",
     }

@@ -34,6 +34,7 @@ class TriggerWatch:
         self.store = client.store
         self.policy = policy
         self._monitor: Monitor | None = None
+        self._version: int | None = None  # the champion version the monitor compares with
 
     def reset(self) -> None:
         """The champion changed: the next windows are scored against its reference."""
@@ -42,15 +43,17 @@ class TriggerWatch:
     def windows(self) -> list[WindowResult]:
         from loopml.monitoring.alerts import AlertManager, AlertRule
 
+        try:
+            holder = self.store.get_registered_model(self.policy.model).aliases.get(
+                self.policy.alias
+            )
+        except NotFound:
+            return []
+        if holder is None:
+            return []
+        if self._monitor is not None and self._version != int(holder):
+            self._monitor = None  # the alias moved (a rollback by hand): its reference now
         if self._monitor is None:
-            try:
-                holder = self.store.get_registered_model(self.policy.model).aliases.get(
-                    self.policy.alias
-                )
-            except NotFound:
-                return []
-            if holder is None:
-                return []
             from loopml.monitoring.monitor import Monitor
 
             rules = [
@@ -73,6 +76,7 @@ class TriggerWatch:
                     alerts=AlertManager(self.store, rules) if rules else None,
                 )
                 self._monitor.reference()
+                self._version = int(holder)
             except NotFound as exc:
                 log.warning("loop of %s cannot monitor yet: %s", self.policy.model, exc)
                 self._monitor = None

@@ -166,7 +166,7 @@ def _tell_training(story: Story, trained: PipelineResult) -> int:
     story.line("pipeline", f"{PIPELINE} run {trained.run.run_id[:12]}: {steps}")
     cached = trained.steps["train"].status.value == "CACHED"
     story.line(
-        "registered",
+        "reused" if cached else "registered",
         f"version {version} of {MODEL}: scaler + logistic regression, with its signature",
     )
     if cached:
