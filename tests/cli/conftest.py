@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,33 +78,3 @@ def _run_loopml(
 def loopml_process() -> Process:
     """``loopml_process(*args, cwd=..., env=None)`` runs ``loopml`` as a separate process."""
     return _run_loopml
-
-
-@dataclass(frozen=True)
-class Quickstarted:
-    """A workspace that ``loopml quickstart`` (a real process) has filled."""
-
-    root: Path
-    workspace: Path
-    process: subprocess.CompletedProcess[str]
-
-
-@pytest.fixture(scope="session")
-def quickstarted(tmp_path_factory: pytest.TempPathFactory) -> Quickstarted:
-    root = tmp_path_factory.mktemp("quickstart")
-    workspace = root / ".loopml"
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    env.update(LOOPML_WORKSPACE=str(workspace), NO_COLOR="1", COLUMNS="250")
-    process = _run_loopml("quickstart", cwd=root, env=env)
-    return Quickstarted(root, workspace, process)
-
-
-@pytest.fixture
-def quickstart_workspace(
-    quickstarted: Quickstarted, monkeypatch: pytest.MonkeyPatch
-) -> Quickstarted:
-    """The quickstart's workspace as this test's own (settings and current directory)."""
-    assert quickstarted.process.returncode == 0, quickstarted.process.stderr
-    use_workspace(monkeypatch, quickstarted.workspace)
-    monkeypatch.chdir(quickstarted.root)
-    return quickstarted

@@ -526,9 +526,7 @@ sleeping.run(client=loopml.Client(sys.argv[1], artifact_uri=sys.argv[2]))
 """
 
 
-def test_sigterm_records_the_run_killed_not_running(
-    client: loopml.Client, tmp_path: Path
-) -> None:
+def test_sigterm_records_the_run_killed_not_running(client: loopml.Client, tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys

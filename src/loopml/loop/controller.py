@@ -567,7 +567,11 @@ class LoopController:
             and (before - after if self.policy.higher_is_better else after - before) > spec.margin
         )
         if not worse:
-            record = self._note(record, "live_check_passed", f"{after:.4f} vs {before}")
+            record = self._note(
+                record,
+                "live_check_passed",
+                f"{after:.4f} vs {before:.4f}" if before is not None else f"{after:.4f}",
+            )
             self.store.update_loop_iteration(it.iteration_id, owner=it.owner, record=record)
             return None
         self.registry.rollback(

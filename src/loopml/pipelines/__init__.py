@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from loopml.pipelines.graph import dataset
     from loopml.pipelines.lineage import LineageNode, model_lineage
     from loopml.pipelines.refs import load_pipeline, resume, resume_pipeline, run_pipeline_ref
-    from loopml.pipelines.tuning import SearchResult, Trial, search
     from loopml.pipelines.serializers import Serializer, register_serializer
     from loopml.pipelines.steps import Step, step
+    from loopml.pipelines.tuning import SearchResult, Trial, search
 
 _LAZY: dict[str, str] = {
     "CacheKey": "loopml.pipelines.cache",
