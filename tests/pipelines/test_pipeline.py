@@ -482,6 +482,11 @@ def miswired() -> None:
 
 
 @pipeline
+def wrapped() -> None:
+    needs_two(1, {"inner": [quick()]})  # type: ignore[arg-type]
+
+
+@pipeline
 def branching() -> None:
     if quick():
         quick()
@@ -492,11 +497,41 @@ def test_miswired_pipelines_are_refused_before_running(client: loopml.Client) ->
         miswired.run(client=client)
     with pytest.raises(InvalidArgument, match="cannot branch on it"):
         branching.run(client=client)
+    with pytest.raises(InvalidArgument, match="holds step outputs inside a dict"):
+        wrapped.run(client=client)
     assert client.store.list_pipeline_runs() == []
 
 
 def test_step_called_outside_a_pipeline_is_the_plain_function() -> None:
     assert needs_two(2, 3) == 5
+
+
+def test_pipeline_parameters_named_like_run_options_are_refused() -> None:
+    def uses_cache(cache: bool = True) -> None:
+        quick()
+
+    with pytest.raises(InvalidArgument, match="parameters named \\['cache'\\]"):
+        pipeline(uses_cache)
+
+
+def test_timed_out_thread_attempt_is_not_retried_beside_itself(client: loopml.Client) -> None:
+    ATTEMPTS.clear()
+    result = slow_retried.run(client=client)
+    assert result.steps["slow_twice"].status is StepStatus.FAILED
+    assert "not retried" in result.steps["slow_twice"].error
+    assert ATTEMPTS["slow_twice"] == 1  # a second copy never ran beside the stuck thread
+
+
+@step(timeout_s=0.3, retries=2, backoff_s=0.01)
+def slow_twice() -> int:
+    ATTEMPTS["slow_twice"] = ATTEMPTS.get("slow_twice", 0) + 1
+    time.sleep(2)
+    return 1
+
+
+@pipeline
+def slow_retried() -> None:
+    slow_twice()
 
 
 def test_bad_step_options_are_refused() -> None:

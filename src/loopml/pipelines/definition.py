@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from loopml.tracking.client import Client
 
 EXECUTORS = ("local", "sequential", "ray")
+RUN_OPTIONS = ("executor", "client", "cache", "workers", "trigger", "progress")
 
 
 @dataclass
@@ -82,6 +83,12 @@ class Pipeline:
         self.name = name
         self.experiment = experiment or name
         self.signature = inspect.signature(fn)
+        taken = sorted(set(self.signature.parameters) & set(RUN_OPTIONS))
+        if taken:
+            raise InvalidArgument(
+                f"pipeline {name!r} has parameters named {taken}: these names are run options "
+                f"of Pipeline.run ({', '.join(RUN_OPTIONS)}); rename them"
+            )
         self.ref = _default_ref(fn)  # how resume and the scheduler import it again
         functools.update_wrapper(self, fn)
 

@@ -146,7 +146,7 @@ class Tracer:
                 )
             if isinstance(value, OutputRef):
                 node.inputs[arg] = value
-            elif isinstance(value, (tuple, list)) and any(isinstance(v, OutputRef) for v in value):
+            elif _holds_ref(value):
                 raise InvalidArgument(
                     f"step {step.name!r}: argument {arg!r} holds step outputs inside a "
                     f"{type(value).__name__}; pass each output as its own argument"
@@ -182,6 +182,17 @@ def dataset(name: str, version: int | None = None, *, as_path: bool = False) -> 
     check_dataset_name(name)
     number = None if version is None else check_dataset_version_number(version)
     return tracer.add_dataset(DatasetSpec(name, number, as_path))
+
+
+def _holds_ref(value: Any) -> bool:
+    """Whether a step output hides inside a list, tuple, set or dict (at any depth)."""
+    if isinstance(value, OutputRef):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_ref(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_ref(v) for v in value)
+    return False
 
 
 def _json_able(value: Any) -> bool:

@@ -73,8 +73,10 @@ def model_lineage(client: Client, name: str, version: int) -> LineageNode:
 
 def _run_node(client: Client, run_id: str) -> LineageNode:
     store = client.store
-    steps = store.list_step_runs(tracking_run_id=run_id, limit=10)
-    made = next((s for s in steps if s.status is StepStatus.COMPLETED), None)
+    steps = store.list_step_runs(
+        tracking_run_id=run_id, statuses=[StepStatus.COMPLETED], limit=1
+    )  # the step that ran; CACHED copies share its tracking run
+    made = steps[0] if steps else None
     if made is not None:
         siblings = {s.name: s for s in store.list_step_runs(made.pipeline_run_id)}
         return _step_node(client, made, siblings, {})

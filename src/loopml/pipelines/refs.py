@@ -45,7 +45,10 @@ def load_pipeline(ref: str) -> Pipeline:
         raise InvalidArgument(
             f"pipeline reference {ref!r} names a {type(target).__name__}, not a @pipeline function"
         )
-    target.ref = ref
+    # a file path is kept absolute: resume and the scheduler may run from another folder
+    target.ref = (
+        f"{Path(where).expanduser().resolve()}:{attribute}" if where.endswith(".py") else ref
+    )
     return target
 
 

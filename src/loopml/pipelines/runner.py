@@ -87,6 +87,7 @@ class Runner:
         self.datasets: dict[str, DatasetVersion] = {}  # dataset node -> the version it resolved
         self._running: dict[Future[StepOutcome], _Running] = {}
         self._retries: list[tuple[float, int, str, StepTask, StepRun]] = []
+        self._prepared: dict[str, tuple[list[StepInput], dict[str, TaskInput], Any]] = {}
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, plan: RunPlan) -> PipelineRun:
@@ -178,8 +179,10 @@ class Runner:
             return True
         assert node.step is not None
         options = node.step.options
-        inputs, task_inputs = self._inputs(node)
-        key = self._key(node, inputs)
+        if node.name not in self._prepared:  # once: a node without room is tried again later
+            inputs, task_inputs = self._inputs(node)
+            self._prepared[node.name] = (inputs, task_inputs, self._key(node, inputs))
+        inputs, task_inputs, key = self._prepared[node.name]
         record = self._record(
             node,
             StepStatus.PENDING,
@@ -227,7 +230,7 @@ class Runner:
                 },
                 params={k: _text(v) for k, v in node.params.items()},
             ),
-            keep_values=self.executor.name != "ray",
+            keep_values=self.executor.in_process,
         )
         if not self.executor.has_room(task):
             return False
@@ -247,7 +250,18 @@ class Runner:
     def _submit(self, node: Node, task: StepTask, record: StepRun) -> None:
         timeout = node.step.options.timeout_s if node.step is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        future = self.executor.submit(task)
+        try:
+            future = self.executor.submit(task)
+        except BaseException as exc:  # interrupted in the step (sequential) or not shippable
+            self._finish(
+                replace(
+                    record,
+                    status=StepStatus.FAILED,
+                    end_ms=_now_ms(),
+                    error=f"interrupted: {type(exc).__name__}: {exc}",
+                )
+            )
+            raise
         self._running[future] = _Running(node, task, record, deadline)
 
     def _inputs(self, node: Node) -> tuple[list[StepInput], dict[str, TaskInput]]:
@@ -383,7 +397,8 @@ class Runner:
     def _wait(self) -> None:
         now = time.monotonic()
         horizons = [r.deadline for r in self._running.values() if r.deadline is not None]
-        horizons += [at for at, *_ in self._retries]
+        # a retry already due waits for room, which only a running step can free
+        horizons += [at for at, *_ in self._retries if at > now]
         timeout = max(0.0, min(horizons) - now) if horizons else None
         if not self._running:  # only retries waiting for their backoff
             time.sleep(timeout or 0.0)
@@ -391,22 +406,24 @@ class Runner:
         done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             running = self._running.pop(future)
-            self.executor.release(running.task)
             self._settle(running, future.result())
         now = time.monotonic()
         for future, running in list(self._running.items()):
             if running.deadline is not None and now >= running.deadline:
                 del self._running[future]
                 self.executor.cancel(future)
-                self.executor.release(running.task)
                 timeout_s = running.node.step.options.timeout_s  # type: ignore[union-attr]
                 message = f"TimeoutError: attempt {running.task.attempt} ran over {timeout_s}s"
+                if not self.executor.interrupts:
+                    message += (
+                        " (a thread cannot be stopped: the attempt is abandoned, not retried)"
+                    )
                 self._settle(
                     running,
                     StepOutcome(
                         error=message,
                         error_summary=message,
-                        retryable=True,
+                        retryable=self.executor.interrupts,
                         start_ms=running.record.start_ms or _now_ms(),
                         end_ms=_now_ms(),
                     ),
@@ -528,6 +545,16 @@ class Runner:
                 )
             )
         self._running.clear()
+        for *_, record in self._retries:  # waiting for a retry: it will not come
+            self._finish(
+                replace(
+                    record,
+                    status=StepStatus.FAILED,
+                    end_ms=_now_ms(),
+                    error=f"{record.error}; interrupted: {type(exc).__name__}",
+                )
+            )
+        self._retries.clear()
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         self.client.set_terminated(
             self.parent_run_id, RunStatus.KILLED if interrupted else RunStatus.FAILED

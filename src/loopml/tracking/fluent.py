@@ -107,11 +107,14 @@ def use_run(client: Client, run_id: str | Callable[[], str]) -> Iterator[None]:
     """Inside the block, the fluent API of this thread (or task) logs into ``run_id`` with
     ``client``; other threads keep theirs. Nothing is started or ended. ``run_id`` may be a
     function returning the id, called on first use (a run made only when something logs)."""
-    token = _scope.set(_Scope(client, run_id))
+    scope = _Scope(client, run_id)
+    token = _scope.set(scope)
     try:
         yield
     finally:
         _scope.reset(token)
+        for left in reversed(scope.stack):  # nested runs the block started and did not end
+            client.set_terminated(left.run_id, RunStatus.FINISHED)
 
 
 def get_client() -> Client:
@@ -305,8 +308,10 @@ def log_figure(figure: Any, name: str) -> ArtifactRef:
 
 
 def flush() -> None:
-    if _client is not None:
-        _client.flush()
+    scope = _scope.get()
+    client = scope.client if scope is not None else _client
+    if client is not None:
+        client.flush()
 
 
 # -- process exit ----------------------------------------------------------------------------

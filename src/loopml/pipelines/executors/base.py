@@ -86,6 +86,8 @@ class Executor(abc.ABC):
     """Runs step attempts; ``name`` is recorded on the pipeline run."""
 
     name: str = ""
+    interrupts: bool = False  # whether cancel() stops a running attempt (then a timeout retries)
+    in_process: bool = True  # outputs come back as objects too (no reload for the next step)
 
     @abc.abstractmethod
     def submit(self, task: StepTask) -> Future[StepOutcome]:
@@ -94,9 +96,6 @@ class Executor(abc.ABC):
     def has_room(self, task: StepTask) -> bool:
         """Whether the task's resources fit now beside those already running."""
         return True
-
-    def release(self, task: StepTask) -> None:  # noqa: B027 - optional hook
-        """The task is done (or abandoned): give its resources back."""
 
     def cancel(self, future: Future[StepOutcome]) -> None:
         """Stop a running attempt if the executor can (best effort)."""
@@ -196,7 +195,8 @@ def _split(step: Step, result: Any) -> dict[str, Any]:
     if not isinstance(result, (tuple, list)) or len(result) != len(names):
         raise InvalidArgument(
             f"step {step.name!r} declares outputs {list(names)} but returned "
-            f"{type(result).__name__}{'' if not isinstance(result, (tuple, list)) else len(result)}"
+            f"{type(result).__name__}"
+            f"{f' of {len(result)} values' if isinstance(result, (tuple, list)) else ''}"
             f": return a tuple of {len(names)} values"
         )
     return dict(zip(names, result, strict=True))

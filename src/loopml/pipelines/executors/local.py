@@ -43,13 +43,18 @@ class LocalExecutor(Executor):
             return self._used == 0 or self._used + self._slots(task) <= self.workers
 
     def submit(self, task: StepTask) -> Future[StepOutcome]:
+        slots = self._slots(task)
         with self._lock:
-            self._used += self._slots(task)
-        return self._pool.submit(run_task, task, self.client)
+            self._used += slots
+        future = self._pool.submit(run_task, task, self.client)
+        # the slots come back when the thread is done, not when the runner stops waiting: an
+        # attempt abandoned after its timeout still holds its thread
+        future.add_done_callback(lambda _: self._release(slots))
+        return future
 
-    def release(self, task: StepTask) -> None:
+    def _release(self, slots: float) -> None:
         with self._lock:
-            self._used = max(0.0, self._used - self._slots(task))
+            self._used = max(0.0, self._used - slots)
 
     def close(self) -> None:
         self._pool.shutdown()

@@ -121,6 +121,8 @@ class RayExecutor(Executor):
     """Each step attempt is one Ray task on the cluster at ``settings.ray_address``."""
 
     name = "ray"
+    interrupts = True
+    in_process = False
 
     def __init__(self, client: Client, *, address: str | None = None) -> None:
         self.client = client
@@ -151,9 +153,22 @@ class RayExecutor(Executor):
         if resources.get("memory_mb"):
             options["memory"] = int(float(resources["memory_mb"]) * 1024 * 1024)
         ref = _remote_function(self.ray).options(**options).remote(shipped)
-        future: Future[StepOutcome] = ref.future()
+        future: Future[StepOutcome] = Future()
         self._refs[future] = ref
-        future.add_done_callback(lambda done: self._refs.pop(done, None))
+
+        def settle(done: Future[StepOutcome]) -> None:  # a crashed worker is a failed attempt
+            self._refs.pop(future, None)
+            if future.done():
+                return
+            try:
+                future.set_result(done.result())
+            except BaseException as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                future.set_result(
+                    StepOutcome(error=message, error_summary=message[:500], retryable=True)
+                )
+
+        ref.future().add_done_callback(settle)
         return future
 
     def cancel(self, future: Future[StepOutcome]) -> None:
