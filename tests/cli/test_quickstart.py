@@ -310,3 +310,40 @@ def _stop(pid: int) -> None:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_during_the_traffic_stops_the_server_too(tmp_path: Path) -> None:
+    import re
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    env.update(LOOPML_WORKSPACE=str(tmp_path / ".loopml"), NO_COLOR="1", COLUMNS="200")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopml.cli.app", "quickstart"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server_pid = None
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            found = re.search(r"\(pid (\d+)\)", line)
+            if found:
+                server_pid = int(found.group(1))
+                break
+        assert server_pid is not None, "the story never named the server's pid"
+        time.sleep(1.0)  # traffic is flowing
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    for _ in range(100):  # the server shuts down gracefully (flushes its log) first
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(server_pid, signal.SIGKILL)
+    pytest.fail(f"the server (pid {server_pid}) outlived the quickstart's SIGTERM")

@@ -334,7 +334,6 @@ def test_four_racing_schedulers_fire_each_slot_once(store_uri: str, tmp_path: Pa
     ]
     assert sorted(recorder.launched) == expected
     assert sorted((f.trigger, f.key) for f in fired) == expected
-    assert len({f.owner for f in setup.store.list_firings()}) >= 1
     assert all(f.status is FiringStatus.DONE for f in setup.store.list_firings())
     setup.close()
 

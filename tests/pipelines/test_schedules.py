@@ -240,3 +240,10 @@ def test_alert_spec_splits_model_and_rule() -> None:
     assert parse_alert_spec("churn:drift") == ("churn", "drift")
     with pytest.raises(InvalidArgument, match="'<model>:<rule>'"):
         parse_alert_spec(":drift")
+
+
+def test_cron_that_never_matches_is_refused() -> None:
+    from loopml.pipelines.schedules import check_cron
+
+    with pytest.raises(InvalidArgument, match="never matches a date"):
+        check_cron("0 0 30 2 *")

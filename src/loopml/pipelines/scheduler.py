@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -132,6 +133,7 @@ class Scheduler:
         for the pipelines it starts. After :meth:`stop` it claims nothing more.
         """
         now = wall_ms() if now_ms is None else now_ms
+        started = time.monotonic()
         slots = threading.BoundedSemaphore(self.max_concurrent)
         results: dict[int, Firing] = {}
         workers: list[threading.Thread] = []
@@ -145,10 +147,14 @@ class Scheduler:
                 if self._stopping.is_set():
                     break
                 slots.acquire()
-                if self._stopping.is_set() or not self._claim(firing, stale=stale, now=now):
+                # stamped when claimed, not when the tick began: a claim made after a long
+                # firing must not look stale to the other schedulers at once
+                at = now + int((time.monotonic() - started) * 1000)
+                firing = dataclasses.replace(firing, claimed_ms=at, heartbeat_ms=at)
+                if self._stopping.is_set() or not self._claim(firing, stale=stale, now=at):
                     slots.release()
                     continue
-                claimed = self._own(firing, now)
+                claimed = self._own(firing, at)
                 worker = threading.Thread(
                     target=self._work,
                     args=(trigger, claimed, len(workers), results, slots),
@@ -191,7 +197,7 @@ class Scheduler:
             while not stop.is_set() and not self._stopping.is_set():
                 try:
                     self.tick()
-                except LoopmlError as exc:  # e.g. the store is briefly unavailable
+                except Exception as exc:  # e.g. the store is briefly unavailable
                     log.error("scheduler %s: tick failed: %s", self.owner, exc)
                 stop.wait(self.poll_s)
         except KeyboardInterrupt:
@@ -292,7 +298,7 @@ class Scheduler:
     ) -> None:
         try:
             results[index] = self._execute(trigger, firing)
-        except LoopmlError as exc:  # the store failed: the lease runs out, another takes over
+        except Exception as exc:  # the store failed: the lease runs out, another takes over
             log.error("scheduler %s: firing %s/%s: %s", self.owner, firing.trigger, firing.key, exc)
             results[index] = dataclasses.replace(firing, error=str(exc))
         finally:
@@ -362,7 +368,7 @@ class Scheduler:
                     )
                     with self._lock:
                         self._held.discard((trigger, key))
-                except LoopmlError as exc:
+                except Exception as exc:  # the store hiccuped: beat again next time
                     log.error("scheduler %s: heartbeat failed: %s", self.owner, exc)
 
     def _release(self) -> None:

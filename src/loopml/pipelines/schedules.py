@@ -60,6 +60,13 @@ def check_cron(expression: object) -> str:
             f"or one of {', '.join(_CRON_ALIASES)}"
         )
     assert isinstance(text, str)
+    try:  # valid fields that never match (30 February) would fail every tick
+        croniter(text).get_next(float)
+    except Exception:
+        raise InvalidArgument(
+            f"cron expression {expression!r} never matches a date: check the day and month "
+            "fields (e.g. '0 0 30 2 *' is 30 February)"
+        ) from None
     return text
 
 

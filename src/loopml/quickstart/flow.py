@@ -9,8 +9,11 @@ the figures come from the server's own answers and from held-out rows nobody tra
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +123,11 @@ def run_flow(
         server = start_server(
             f"models:/{MODEL}@{ALIAS}", settings=settings, log_path=log_path, port=port
         )
-    story.line("server", f"models:/{MODEL}@{ALIAS} at {server.url} (pid {server.pid})")
-    story.more("loopml serve, one worker, swaps models when the alias moves")
     keep = False
+    restore = _signals_interrupt()
     try:
+        story.line("server", f"models:/{MODEL}@{ALIAS} at {server.url} (pid {server.pid})")
+        story.more("loopml serve, one worker, swaps models when the alias moves")
         policy = quickstart_policy(client)
         _tell_open_iteration(client, story)
         story.line(
@@ -136,9 +140,29 @@ def run_flow(
         followed = _follow(client, story, server, scenario, schedule, policy, static_version)
         keep = keep_serving
     finally:
+        restore()
         if not keep:
             server.stop()
     return _result(client, story, scenario, server, followed, static_version, keep, trained)
+
+
+def _signals_interrupt() -> Callable[[], None]:
+    """While the server runs, SIGTERM and SIGHUP stop the quickstart like Ctrl-C, so the
+    server (in a session of its own, which the terminal's signals do not reach) is stopped
+    too. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 # -- the steps before the traffic ----------------------------------------------------------------
