@@ -34,9 +34,11 @@ def test_rollback_returns_the_alias_and_says_so(workspace: Path, cli: Invoke) ->
     _two_versions(workspace)
     back = cli("models", "rollback", "iris", "--reason", "bad live accuracy")
     assert back.exit_code == 0, back.output
-    assert "2" in back.output and "1" in back.output
-    shown = cli("models", "show", "iris")
-    assert "champion" in shown.output
+    client = loopml.Client()
+    assert client.store.get_registered_model("iris").aliases["champion"] == 1
+    move = client.store.get_alias_history("iris", "champion")[-1]
+    assert (move.from_version, move.to_version, move.reason) == (2, 1, "bad live accuracy")
+    client.close()
     again = cli("models", "rollback", "iris", "--to", "7")
     assert again.exit_code == 1 and "never held 'champion'" in again.output
 

@@ -227,9 +227,10 @@ def test_limits_stop_a_second_iteration(client: loopml.Client, served: dict[str,
     controller = LoopController(client, _policy(limits=Limits(max_per_day=1, cooldown_s=0)))
     _traffic(client, _shifted(served))
     assert controller.tick() is not None
-    _traffic(client, _shifted(served, seed=5))
-    assert controller.tick() is None
+    assert controller.trigger("again") is None  # one a day
     assert len(history(client, MODEL)) == 1
+    looser = LoopController(client, _policy(limits=Limits(max_per_day=2, cooldown_s=0)))
+    assert looser.trigger("again") is not None  # the control: only the limit said no
 
 
 def test_training_budget_stops_the_next_iteration(
@@ -240,8 +241,9 @@ def test_training_budget_stops_the_next_iteration(
     _traffic(client, _shifted(served))
     first = controller.tick()
     assert first is not None and first.record["challenger"]["train_s"] > 0.001
-    _traffic(client, _shifted(served, seed=5))
-    assert controller.tick() is None  # the day's retraining budget is spent
+    assert controller.trigger("again") is None  # the day's retraining budget is spent
+    unlimited = LoopController(client, _policy(limits=Limits(max_per_day=5, cooldown_s=0)))
+    assert unlimited.trigger("again") is not None  # the control: only the budget said no
 
 
 def test_rollback_by_hand_and_automatically(client: loopml.Client, served: dict[str, Any]) -> None:
@@ -287,21 +289,58 @@ def refit(model: str, version: int, training: str, target: str, params: dict = N
 """
 
 TICK = """
+import os
 import sys
+from pathlib import Path
+
 import loopml
 from loopml.loop import LoopController, LoopPolicy
+from loopml.loop import controller as module
+
+# Fault injection: the process kills itself right after saving the named stage, the first time.
+KILL_AFTER = os.environ.get("KILL_AFTER_STAGE", "")
+MARKER = Path(os.environ["KILL_MARKER"])
+if KILL_AFTER:
+    original = module.LoopController._stage
+
+    def stage(self, it, done, record, **changes):
+        saved = original(self, it, done, record, **changes)
+        if done.value == KILL_AFTER and not MARKER.exists():
+            MARKER.touch()
+            os.kill(os.getpid(), 9)
+        return saved
+
+    module.LoopController._stage = stage
+
 policy = LoopPolicy.from_file(sys.argv[1])
 it = LoopController(loopml.Client(), policy, lease_s=0.5).tick()
 print(it.outcome.value if it else "none")
 """
 
 
+@pytest.mark.parametrize(
+    ("kill_point", "stage_left"),
+    [
+        ("during training", Stage.DATA),
+        ("registered", Stage.REGISTERED),
+        ("promoted", Stage.PROMOTED),
+    ],
+)
 def test_controller_killed_mid_iteration_finishes_it_exactly_once_after_restart(
-    client: loopml.Client, served: dict[str, Any], tmp_path: Path
+    client: loopml.Client,
+    served: dict[str, Any],
+    tmp_path: Path,
+    kill_point: str,
+    stage_left: Stage,
 ) -> None:
     _traffic(client, _shifted(served))
     (tmp_path / "killer.py").write_text(KILLER)
-    policy = _policy(retrain=RetrainSpec(pipeline=f"{tmp_path / 'killer.py'}:refit")).to_dict()
+    retrain = RetrainSpec(
+        pipeline=f"{tmp_path / 'killer.py'}:refit"
+        if kill_point == "during training"
+        else "loopml.loop.retrain:refit"
+    )
+    policy = _policy(retrain=retrain).to_dict()
     import yaml
 
     policy_file = tmp_path / "loop.yaml"
@@ -309,6 +348,7 @@ def test_controller_killed_mid_iteration_finishes_it_exactly_once_after_restart(
     env = {
         **os.environ,
         "KILL_MARKER": str(tmp_path / "killed"),
+        "KILL_AFTER_STAGE": "" if kill_point == "during training" else kill_point,
         "LOOPML_STORE_URI": client.settings.resolved_store_uri,
         "LOOPML_ARTIFACT_URI": client.settings.resolved_artifact_uri,
     }
@@ -319,7 +359,7 @@ def test_controller_killed_mid_iteration_finishes_it_exactly_once_after_restart(
     )
     assert first.returncode == -9, first.stderr  # killed, mid-iteration
     [open_one] = history(client, MODEL)
-    assert open_one.status is IterationStatus.RUNNING and open_one.stage is Stage.DATA
+    assert open_one.status is IterationStatus.RUNNING and open_one.stage is stage_left
     time.sleep(0.6)  # the dead controller's lease runs out
     second = subprocess.run(
         [sys.executable, str(script), str(policy_file)], env=env, capture_output=True, text=True

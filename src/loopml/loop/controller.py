@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from loopml.core.entities import now_ms
 from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
 from loopml.errors import AlreadyExists, InvalidState
 from loopml.loop.policy import LoopPolicy
@@ -37,10 +39,6 @@ log = logging.getLogger("loopml.loop")
 ITERATION_TAG = "loopml.loop.iteration"  # on the model version an iteration registered
 _DAY_MS = 86_400_000
 Listener = Callable[[str, LoopIteration], None]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class LoopController:
@@ -93,7 +91,7 @@ class LoopController:
 
     def trigger(self, reason: str = "manual") -> LoopIteration | None:
         """Start an iteration now (the limits still apply) and advance it."""
-        started = self._start({"kind": "manual", "reason": reason, "at_ms": _now_ms()})
+        started = self._start({"kind": "manual", "reason": reason, "at_ms": now_ms()})
         return None if started is None else self._advance(started)
 
     def run(self, *, interval_s: float = 5.0, stop_event: threading.Event | None = None) -> None:
@@ -118,7 +116,7 @@ class LoopController:
         it = found[0]
         if it.owner == self.owner:
             return it
-        now = _now_ms()
+        now = now_ms()
         stale = now - int(self.lease_s * 1000)
         if self.store.take_over_loop_iteration(
             it.iteration_id, owner=self.owner, stale_before_ms=stale, now_ms=now
@@ -154,7 +152,7 @@ class LoopController:
         return it
 
     def _within_limits(self) -> bool:
-        now = _now_ms()
+        now = now_ms()
         recent = self.store.list_loop_iterations(self.policy.model, since_ms=now - _DAY_MS)
         if len(recent) >= self.policy.limits.max_per_day:
             return False
@@ -195,10 +193,12 @@ class LoopController:
             while not stop.wait(self.lease_s / 3):
                 try:
                     self.store.update_loop_iteration(
-                        it.iteration_id, owner=self.owner, heartbeat_ms=_now_ms()
+                        it.iteration_id, owner=self.owner, heartbeat_ms=now_ms()
                     )
-                except Exception:  # taken over or store down: the stage's save will tell
+                except InvalidState:  # taken over: the stage's next save stops it
                     return
+                except Exception:  # the store hiccuped: beat again next time
+                    log.warning("loop heartbeat of %s failed; retrying", it.iteration_id)
 
         thread = threading.Thread(target=beat, name="loopml-loop-heartbeat", daemon=True)
         thread.start()
@@ -209,7 +209,7 @@ class LoopController:
 
     def _save(self, it: LoopIteration, **changes: Any) -> LoopIteration:
         saved = self.store.update_loop_iteration(
-            it.iteration_id, owner=self.owner, heartbeat_ms=_now_ms(), **changes
+            it.iteration_id, owner=self.owner, heartbeat_ms=now_ms(), **changes
         )
         return saved
 
@@ -225,7 +225,7 @@ class LoopController:
         record = dict(record)
         record["actions"] = [
             *record.get("actions", []),
-            {"at_ms": _now_ms(), "action": action, "actor": f"loop:{self.owner}", "detail": detail},
+            {"at_ms": now_ms(), "action": action, "actor": f"loop:{self.owner}", "detail": detail},
         ]
         return record
 
@@ -310,6 +310,7 @@ class LoopController:
         challenger = dict(it.record["challenger"])
         version = self._registered_by(it.iteration_id)
         if version is None:
+            self._save(it)  # still ours (raises if another controller took it over)
             made = self.registry.register_model(
                 challenger["model_uri"],
                 self.policy.model,
@@ -345,7 +346,9 @@ class LoopController:
                 targets=target,
                 dataset_name=label,
             )
-            entry["metrics"] = {k: float(v) for k, v in result.metrics.items()}
+            entry["metrics"] = {  # a metric that cannot be computed here is left out
+                k: float(v) for k, v in result.metrics.items() if math.isfinite(float(v))
+            }
             entry["evaluation_run_id"] = result.run_id
             record[role] = entry
         metric = self.policy.metric
@@ -374,7 +377,9 @@ class LoopController:
         record = dict(it.record)
         shadow = dict(record.get("shadow") or {})
         version = int(record["challenger"]["version"])
-        if "start_ms" not in shadow:
+        held = self.store.get_registered_model(self.policy.model).aliases.get(spec.alias)
+        if "start_ms" not in shadow and held != version:
+            self._save(it)  # still ours (raises if another controller took it over)
             self.registry.set_alias(
                 self.policy.model,
                 spec.alias,
@@ -382,11 +387,12 @@ class LoopController:
                 actor=f"loop:{self.owner}",
                 reason=f"loop iteration {it.number}: shadow on live traffic",
             )
-            shadow["start_ms"] = _now_ms()
+        if "start_ms" not in shadow:
+            shadow["start_ms"] = now_ms()
             record["shadow"] = shadow
             record = self._note(record, "shadow_started", spec.alias)
             return self._save(it, status=IterationStatus.WAITING, record=record)
-        if _now_ms() - int(shadow["start_ms"]) < spec.duration_s * 1000:
+        if now_ms() - int(shadow["start_ms"]) < spec.duration_s * 1000:
             self._save(it)  # heartbeat while waiting
             return self.store.get_loop_iteration(it.iteration_id)
         compared = compare_shadow(
@@ -436,8 +442,12 @@ class LoopController:
         record = dict(it.record)
         record["gates"] = verdicts
         failed = [v for v in verdicts if not v["passed"]]
-        approvals = [g.to_dict()["kind"] for g in gates if isinstance(g, RequireApproval)]
-        only_approval = bool(approvals) and all("approv" in str(v["gate"]) for v in failed)
+        waits = {
+            r.gate
+            for g, r in zip(gates, decision.results, strict=True)
+            if isinstance(g, RequireApproval)
+        }
+        only_approval = bool(waits) and all(v["gate"] in waits for v in failed)
         if not failed:
             record["decision"] = "promote"
             record = self._note(
@@ -479,6 +489,7 @@ class LoopController:
         holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
         record = dict(it.record)
         if holder is None or int(holder) != version:
+            self._save(it)  # still ours (raises if another controller took it over)
             gates: tuple[Gate, ...] = self.policy.promotion_gates()
             self.registry.promote(
                 self.policy.model,
@@ -489,7 +500,7 @@ class LoopController:
                 f"{record['champion']['version']} on {record['data']['holdout']}",
                 policy=PromotionPolicy({self.policy.alias: gates}),
             )
-        record["promoted_ms"] = record.get("promoted_ms") or _now_ms()
+        record["promoted_ms"] = record.get("promoted_ms") or now_ms()
         record = self._note(
             record,
             "promoted",
@@ -546,6 +557,16 @@ class LoopController:
         )
         if after is None:
             return None  # not enough labelled rows answered by the new champion yet
+        if not math.isfinite(after):  # the metric needs what live rows lack (probabilities)
+            record = self._note(
+                dict(it.record),
+                "live_check_skipped",
+                f"live {self.policy.metric} cannot be computed from the logged predictions",
+            )
+            record["rollback_checked"] = True
+            self.store.update_loop_iteration(it.iteration_id, owner=it.owner, record=record)
+            return None
+        holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
         before = (
             live_metric(
                 self.client,
@@ -559,6 +580,8 @@ class LoopController:
             if old is not None
             else None
         )
+        if before is not None and not math.isfinite(before):
+            before = None
         record = dict(it.record)
         record["rollback_checked"] = True
         record["live"] = {"new": after, "old": before}
@@ -566,6 +589,9 @@ class LoopController:
             before is not None
             and (before - after if self.policy.higher_is_better else after - before) > spec.margin
         )
+        if worse and holder != new:  # moved since (by hand): nothing of ours to undo
+            worse = False
+            record = self._note(record, "live_check_skipped", f"{self.policy.alias} is {holder}")
         if not worse:
             record = self._note(
                 record,

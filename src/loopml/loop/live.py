@@ -3,6 +3,7 @@ shadow version against the primary on the same requests."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,6 +97,12 @@ def compare_shadow(
         }
     champion_score = score(common, metric)
     challenger_score = score(shadowed, metric)
+    if not (math.isfinite(champion_score) and math.isfinite(challenger_score)):
+        return {
+            "rows": len(common),
+            "passed": None,
+            "detail": f"live {metric} cannot be computed from the logged predictions",
+        }
     return {
         "rows": len(common),
         "champion": champion_score,

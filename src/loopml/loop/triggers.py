@@ -35,6 +35,7 @@ class TriggerWatch:
         self.policy = policy
         self._monitor: Monitor | None = None
         self._version: int | None = None  # the champion version the monitor compares with
+        self._traffic_since = 0  # alerts on traffic before this were spent by an iteration
 
     def reset(self) -> None:
         """The champion changed: the next windows are scored against its reference."""
@@ -85,8 +86,14 @@ class TriggerWatch:
 
     def since_ms(self) -> int:
         newest = self.store.list_loop_iterations(self.policy.model, limit=1)
+        self._traffic_since = 0
         if newest:
-            return newest[0].created_ms
+            it = newest[0]
+            if it.status.open:
+                return it.created_ms
+            # alerts on traffic the old champion answered before the iteration ended are spent
+            self._traffic_since = int(it.record.get("promoted_ms") or it.updated_ms)
+            return max(it.created_ms, self._traffic_since)
         tags = self.store.get_registered_model(self.policy.model).tags
         if SINCE_TAG not in tags:
             now = _now_ms()
@@ -107,7 +114,7 @@ class TriggerWatch:
             name = rule.rule if rule.kind == "alert" else _rule_name(index, rule)
             alerts = self.store.list_alerts(self.policy.model, since_ms=since, limit=20)
             for alert in alerts:
-                if not name or alert.rule == name:
+                if (not name or alert.rule == name) and alert.window_end_ms >= self._traffic_since:
                     return {
                         "alert_id": alert.alert_id,
                         "metric": alert.metric,

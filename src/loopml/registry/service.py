@@ -223,10 +223,10 @@ class ModelRegistry:
         current = self._store.get_registered_model(name).aliases.get(alias)
         history = [m for m in self._store.get_alias_history(name, alias) if m.alias == alias]
         if to is None:
-            earlier = [
+            earlier = [  # moves onto the current version, no-op moves left out
                 m.from_version
                 for m in reversed(history)
-                if m.to_version == current and m.from_version is not None
+                if m.to_version == current and m.from_version not in (None, current)
             ]
             if current is None or not earlier:
                 raise InvalidState(
