@@ -54,6 +54,12 @@ def run(
 ) -> None:
     """Watch the model, retrain when a trigger fires, promote through the gates, roll back a
     promotion that does worse live. Ctrl-C or SIGTERM stops after the current pass."""
+    if not once and interval_s >= lease_s:
+        raise typer.BadParameter(
+            f"--interval-s {interval_s:g} must be shorter than --lease-s {lease_s:g}: a waiting "
+            "iteration beats once a pass, and other controllers would take it over",
+            param_hint="--interval-s",
+        )
     controller = _controller(ctx, policy, lease_s)
     if once:
         controller.tick()
@@ -83,6 +89,8 @@ def trigger(
         stdout().print(Text("no iteration started: one is open, or the policy's limits say wait"))
         raise typer.Exit(1)
     _show(it)
+    if it.outcome.value == "failed":
+        raise typer.Exit(1)
 
 
 @app.command("history")

@@ -90,7 +90,7 @@ def load_dataset(client: Client, name: str, version: int | None = None) -> Path:
 
     A file comes back as a file, a folder as a folder. A cached copy is reused.
     """
-    found = _find_version(client, name, version)
+    found = find_version(client, name, version)
     cache = client.settings.workspace / "cache" / "datasets" / found.digest
     target = cache / _local_name(found)
     if target.exists():
@@ -139,7 +139,8 @@ def diff_versions(a: DatasetVersion, b: DatasetVersion) -> dict[str, Any]:
     }
 
 
-def _find_version(client: Client, name: str, version: int | None) -> DatasetVersion:
+def find_version(client: Client, name: str, version: int | None = None) -> DatasetVersion:
+    """Version ``version`` of dataset ``name``, or its latest; ``NotFound`` says how to add one."""
     check_dataset_name(name)
     if version is not None:
         return client.store.get_dataset_version(name, check_dataset_version_number(version))

@@ -69,9 +69,9 @@ class StepContext:
 
     def load_dataset(self, name: str, version: int | None = None) -> Path:
         """The local path of a dataset version (default: the latest), recorded as read."""
-        from loopml.data.versions import load_dataset
+        from loopml.data.versions import find_version, load_dataset
 
-        found = self._version(name, version)
+        found = find_version(self.client, name, version)
         path = load_dataset(self.client, name, found.version)
         self.record_read(found)
         return path
@@ -108,16 +108,6 @@ class StepContext:
                 self.tracking_run_id,
                 [dataset_input(version, context)],
             )
-
-    def _version(self, name: str, version: int | None) -> DatasetVersion:
-        from loopml.errors import NotFound
-
-        if version is not None:
-            return self.client.store.get_dataset_version(name, version)
-        versions = self.client.store.list_dataset_versions(name)
-        if not versions:
-            raise NotFound(f"dataset {name!r} not found: add a version first", name=name)
-        return versions[-1]
 
 
 def _profiler() -> Any:

@@ -349,21 +349,11 @@ class Runner:
 
     # -- datasets ----------------------------------------------------------------------------
     def _resolve_dataset(self, node: Node) -> None:
-        from loopml.errors import NotFound
+        from loopml.data.versions import find_version
 
         spec = node.dataset
         assert spec is not None
-        if spec.version is not None:
-            found = self.store.get_dataset_version(spec.name, spec.version)
-        else:
-            versions = self.store.list_dataset_versions(spec.name)
-            if not versions:
-                raise NotFound(
-                    f"pipeline {self.plan.pipeline!r} reads dataset {spec.name!r}, which has no "
-                    "version: add one first (loopml data add PATH --name NAME)",
-                    name=spec.name,
-                )
-            found = versions[-1]
+        found = find_version(self.client, spec.name, spec.version)
         self.datasets[node.name] = found
         label = f"{found.name}@{found.version}"
         now = _now_ms()
