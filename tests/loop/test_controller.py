@@ -223,6 +223,23 @@ def test_shadow_period_compares_both_on_the_same_live_requests(
     assert shadow["challenger"] >= shadow["champion"]
 
 
+def test_shadow_without_shadowed_traffic_is_rejected_after_its_deadline(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    shadow = ShadowSpec(duration_s=0.2, max_wait_s=0.5)
+    controller = LoopController(client, _policy(shadow=shadow))
+    _traffic(client, _shifted(served))
+    assert controller.tick().status is IterationStatus.WAITING  # type: ignore[union-attr]
+    time.sleep(0.3)
+    waiting = controller.tick()  # the period is over but nothing was shadowed: keep waiting
+    assert waiting is not None and waiting.status is IterationStatus.WAITING
+    time.sleep(0.4)
+    done = controller.tick()
+    assert done is not None and done.outcome is Outcome.REJECTED, done.record
+    assert "--shadow tumours@challenger" in done.record["gates"][-1]["detail"]
+    assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
+
+
 def test_limits_stop_a_second_iteration(client: loopml.Client, served: dict[str, Any]) -> None:
     controller = LoopController(client, _policy(limits=Limits(max_per_day=1, cooldown_s=0)))
     _traffic(client, _shifted(served))

@@ -404,10 +404,19 @@ class LoopController:
             metric=self.policy.metric,
             higher_is_better=self.policy.higher_is_better,
         )
-        if compared["rows"] < spec.min_rows:  # not enough evidence yet: keep shadowing
-            shadow["rows_so_far"] = compared["rows"]
-            record["shadow"] = shadow
-            return self._save(it, record=record)
+        waited_s = (now_ms() - int(shadow["start_ms"])) / 1000
+        if compared["rows"] < spec.min_rows:
+            if waited_s < spec.deadline_s:  # not enough evidence yet: keep shadowing
+                shadow["rows_so_far"] = compared["rows"]
+                record["shadow"] = shadow
+                return self._save(it, record=record)
+            compared = {
+                "rows": compared["rows"],
+                "passed": False,
+                "detail": f"only {compared['rows']} labelled requests answered by both after "
+                f"{waited_s:.0f}s (needs {spec.min_rows}): was the server started with "
+                f"--shadow {self.policy.model}@{spec.alias}?",
+            }
         shadow.update(compared)
         record["shadow"] = shadow
         record = self._note(record, "shadow_compared", str(shadow))

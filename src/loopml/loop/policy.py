@@ -107,11 +107,19 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class ShadowSpec:
     """Run the challenger in shadow (under alias ``alias``; serve with ``--shadow
-    MODEL@ALIAS``) for ``duration_s`` and compare both on the labelled live rows; 0: no shadow."""
+    MODEL@ALIAS``) for ``duration_s`` and compare both on the labelled live rows; 0: no shadow.
+    Until ``min_rows`` labelled requests were answered by both, the period goes on, up to
+    ``max_wait_s`` (0: four times ``duration_s``); then the challenger is rejected for lack of
+    evidence."""
 
     duration_s: float = 0.0
     alias: str = "challenger"
     min_rows: int = 50
+    max_wait_s: float = 0.0
+
+    @property
+    def deadline_s(self) -> float:
+        return self.max_wait_s or 4 * self.duration_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +267,7 @@ def check_policy(policy: LoopPolicy) -> None:
         ("limits.cooldown_s", policy.limits.cooldown_s),
         ("limits.budget_s", policy.limits.budget_s),
         ("shadow.duration_s", policy.shadow.duration_s),
+        ("shadow.max_wait_s", policy.shadow.max_wait_s),
         ("rollback.margin", policy.rollback.margin),
     ):
         if not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
