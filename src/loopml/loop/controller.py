@@ -28,6 +28,8 @@ from loopml.core.entities import now_ms
 from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage
 from loopml.errors import AlreadyExists, InvalidState
 from loopml.loop.policy import LoopPolicy
+from loopml.loop.records import noted
+from loopml.loop.rollback import LiveCheck
 from loopml.loop.triggers import TriggerWatch
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class LoopController:
         self.listener = listener
         self.registry = ModelRegistry(client)
         self.watch = TriggerWatch(client, policy)
+        self.live = LiveCheck(client, policy, self.registry, actor=f"loop:{self.owner}")
         self.last_windows: list[WindowResult] = []
 
     # -- the public surface ------------------------------------------------------------------
@@ -80,8 +83,10 @@ class LoopController:
             return self._advance(current)
         since = self.watch.since_ms()  # before the windows: alerts they fire count
         self.last_windows = self.watch.windows()
-        touched = self._check_rollback()
+        touched = self.live.check()
         if touched is not None:
+            self.watch.reset()  # the champion changed back
+            self._emit("rolled_back", touched)
             return touched
         fired = self.watch.fired(since)
         if fired is None:
@@ -222,12 +227,7 @@ class LoopController:
 
     def _note(self, record: dict[str, Any], action: str, detail: str) -> dict[str, Any]:
         """``record`` with one more action (by this controller) in its list."""
-        record = dict(record)
-        record["actions"] = [
-            *record.get("actions", []),
-            {"at_ms": now_ms(), "action": action, "actor": f"loop:{self.owner}", "detail": detail},
-        ]
-        return record
+        return noted(record, action, detail, actor=f"loop:{self.owner}")
 
     def _fail(self, it: LoopIteration, exc: Exception) -> LoopIteration:
         record = self._note(it.record, "failed", f"{type(exc).__name__}: {exc}")
@@ -533,99 +533,4 @@ class LoopController:
             record=record,
         )
         self._emit("promoted", saved)
-        return saved
-
-    # -- rollback ----------------------------------------------------------------------------
-    def _check_rollback(self) -> LoopIteration | None:
-        from loopml.loop.live import live_metric
-
-        spec = self.policy.rollback
-        if not spec.auto:
-            return None
-        done = self.store.list_loop_iterations(
-            self.policy.model, statuses=[IterationStatus.DONE], limit=20
-        )
-        moves = [d for d in done if d.outcome in (Outcome.PROMOTED, Outcome.ROLLED_BACK)]
-        # only the newest promotion is watched (a later rejection does not end its watch)
-        if not moves or moves[0].outcome is not Outcome.PROMOTED:
-            return None
-        it = moves[0]
-        if it.record.get("rollback_checked"):
-            return None
-        new = int(it.record["challenger"]["version"])
-        old = it.record["champion"]["version"]
-        promoted = int(it.record.get("promoted_ms") or it.updated_ms)
-        after = live_metric(
-            self.client,
-            self.policy.model,
-            new,
-            self.policy.metric,
-            start_ms=promoted,
-            rows=spec.window_rows,
-            newest=False,
-        )
-        if after is None:
-            return None  # not enough labelled rows answered by the new champion yet
-        if not math.isfinite(after):  # the metric needs what live rows lack (probabilities)
-            record = self._note(
-                dict(it.record),
-                "live_check_skipped",
-                f"live {self.policy.metric} cannot be computed from the logged predictions",
-            )
-            record["rollback_checked"] = True
-            self.store.update_loop_iteration(it.iteration_id, owner=it.owner, record=record)
-            return None
-        holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
-        before = (
-            live_metric(
-                self.client,
-                self.policy.model,
-                int(old),
-                self.policy.metric,
-                end_ms=promoted,
-                rows=spec.window_rows,
-                newest=True,
-            )
-            if old is not None
-            else None
-        )
-        if before is not None and not math.isfinite(before):
-            before = None
-        record = dict(it.record)
-        record["rollback_checked"] = True
-        record["live"] = {"new": after, "old": before}
-        worse = (
-            before is not None
-            and (before - after if self.policy.higher_is_better else after - before) > spec.margin
-        )
-        if worse and holder != new:  # moved since (by hand): nothing of ours to undo
-            worse = False
-            record = self._note(record, "live_check_skipped", f"{self.policy.alias} is {holder}")
-        if not worse:
-            record = self._note(
-                record,
-                "live_check_passed",
-                f"{after:.4f} vs {before:.4f}" if before is not None else f"{after:.4f}",
-            )
-            self.store.update_loop_iteration(it.iteration_id, owner=it.owner, record=record)
-            return None
-        self.registry.rollback(
-            self.policy.model,
-            self.policy.alias,
-            to=int(old),
-            actor=f"loop:{self.owner}",
-            reason=f"loop iteration {it.number}: version {new} did worse live "
-            f"({self.policy.metric} {after:.4f} vs {before:.4f})",
-        )
-        record = self._note(
-            record,
-            "rolled_back",
-            f"{self.policy.alias}: version {new} -> {old}: live {self.policy.metric} "
-            f"{after:.4f} vs {before:.4f}",
-        )
-        saved = self.store.update_loop_iteration(
-            it.iteration_id, owner=it.owner, outcome=Outcome.ROLLED_BACK, record=record
-        )
-        self.watch.reset()
-        self._emit("rolled_back", saved)
         return saved
