@@ -28,39 +28,15 @@ def canonical(distribution: str) -> str:
 
 @functools.cache
 def packages() -> dict[str, tuple[str, ...]]:
-    """Import name -> canonical names of the distributions providing it (read once).
-
-    From each distribution's ``top_level.txt`` or, lacking one, the first parts of the paths
-    in its ``RECORD``; the name comes from the metadata's header lines. This reads a few small
-    files per distribution: ``importlib.metadata.packages_distributions()`` parsed every
-    metadata file whole and took 0.3 to 0.5 s, on the first cache key of every process.
-    """
-    from loopml.tracking.environment import name_and_version
+    """Import name -> canonical names of the distributions providing it (read once; see
+    :mod:`loopml.tracking.distributions`)."""
+    from loopml.tracking.distributions import installed
 
     found: dict[str, set[str]] = {}
-    for dist in metadata.distributions():
-        name = name_and_version(dist)[0]
-        if not name:
-            continue
-        for top in _tops(dist):
-            found.setdefault(top, set()).add(canonical(name))
+    for dist in installed():
+        for top in dist.tops:
+            found.setdefault(top, set()).add(canonical(dist.name))
     return {top: tuple(sorted(names)) for top, names in found.items()}
-
-
-def _tops(dist: metadata.Distribution) -> set[str]:
-    declared = (dist.read_text("top_level.txt") or "").split()
-    if declared:
-        return {d.replace("/", ".").partition(".")[0] for d in declared}
-    tops: set[str] = set()
-    for line in (dist.read_text("RECORD") or "").splitlines():
-        path = line.partition(",")[0]
-        head, sep, _ = path.partition("/")
-        if sep:
-            if "." not in head and head != "__pycache__":  # not x.dist-info, x.libs, ..
-                tops.add(head)
-        elif head.endswith(".py"):
-            tops.add(head[:-3])
-    return tops
 
 
 @functools.cache
@@ -108,5 +84,7 @@ def origin(module: str) -> Origin:
 
 
 def clear() -> None:
-    for cached in (packages, version, _editable, origin):
+    from loopml.tracking.distributions import installed
+
+    for cached in (installed, packages, version, _editable, origin):
         cached.cache_clear()

@@ -6,48 +6,22 @@ subprocess); git state from one ``git status --porcelain=v2 --branch`` call.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import os
 import platform
 import socket
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from loopml.core.entities import Environment
 
 
-@functools.cache
 def installed_packages() -> dict[str, str]:
-    """Every installed distribution's name (normalised) and version.
+    """Every installed distribution's name (normalised) and version."""
+    from loopml.tracking.distributions import installed
 
-    Reads only the ``Name``/``Version`` header lines of each metadata file: parsing whole
-    metadata files with the e-mail parser cost about 0.2 s per run on a typical environment.
-    """
-    packages: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name, version = name_and_version(dist)
-        if name:
-            packages[name.lower().replace("_", "-")] = version
-    return dict(sorted(packages.items()))
-
-
-def name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
-    """A distribution's ``Name`` and ``Version`` from its metadata's header lines only."""
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    name = version = ""
-    for line in text.splitlines():
-        if not line:  # the headers end at the first blank line
-            break
-        if line.startswith("Name:") and not name:
-            name = line[5:].strip()
-        elif line.startswith("Version:") and not version:
-            version = line[8:].strip()
-        if name and version:
-            break
-    return name, version
+    return dict(sorted((d.name.lower().replace("_", "-"), d.version) for d in installed()))
 
 
 def git_state(directory: Path) -> tuple[str | None, bool | None, str | None]:
