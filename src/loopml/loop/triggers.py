@@ -6,9 +6,9 @@ dataset version, all counted from the last iteration (or from when the loop bega
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, cast
 
+from loopml.core.entities import now_ms
 from loopml.errors import NotFound
 from loopml.loop.policy import LoopPolicy, TriggerRule
 
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("loopml.loop")
 
 SINCE_TAG = "loopml.loop.since_ms"  # on the registered model: when the loop started watching
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TriggerWatch:
@@ -96,13 +92,13 @@ class TriggerWatch:
             return max(it.created_ms, self._traffic_since)
         tags = self.store.get_registered_model(self.policy.model).tags
         if SINCE_TAG not in tags:
-            now = _now_ms()
+            now = now_ms()
             self.store.set_registered_model_tag(self.policy.model, SINCE_TAG, str(now))
             return now
         return int(tags[SINCE_TAG])
 
     def fired(self, since: int) -> dict[str, Any] | None:
-        now = _now_ms()
+        now = now_ms()
         for i, rule in enumerate(self.policy.triggers):
             fired = self._check(i, rule, since, now)
             if fired is not None:

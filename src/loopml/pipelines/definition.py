@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from loopml.core.pipelines import PipelineRun, PipelineStatus, StepRun, StepStatus
 from loopml.errors import InvalidArgument, PipelineFailed
-from loopml.pipelines.graph import Graph, Tracer, canonical_json
+from loopml.pipelines.graph import Graph, Tracer, is_json_value
 from loopml.pipelines.runner import Progress, Runner, RunPlan
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class PipelineResult:
     def output(self, step: str, name: str = "output") -> Any:
         """The value of a step's output: in memory when this process made it, else loaded from
         the artifact store (a cached or remote step)."""
-        from loopml.pipelines.serializers import load_value
+        from loopml.pipelines.serializers import load_value, outputs_cache
 
         record = self.steps.get(step)
         if record is None:
@@ -54,7 +54,7 @@ class PipelineResult:
         in_memory = self.values.get(step, {})
         if name in in_memory:
             return in_memory[name]
-        cache_dir = Path(self.client.settings.workspace) / "cache" / "outputs"
+        cache_dir = outputs_cache(self.client.settings.workspace)
         return load_value(self.client.artifact_store(), record.output(name), cache_dir=cache_dir)
 
     def raise_for_status(self) -> PipelineResult:
@@ -104,14 +104,12 @@ class Pipeline:
         bound.apply_defaults()
         values = dict(bound.arguments)
         for key, value in values.items():
-            try:
-                canonical_json(value)
-            except (TypeError, ValueError):
+            if not is_json_value(value):  # the graph's rule: finite numbers, str keys
                 raise InvalidArgument(
                     f"pipeline {self.name!r}: parameter {key!r} is a {type(value).__name__}; "
-                    "pipeline parameters must be JSON values (numbers, strings, lists, dicts); "
-                    "read data in a step instead"
-                ) from None
+                    "pipeline parameters must be JSON values (finite numbers, strings, lists, "
+                    "dicts with string keys); read data in a step instead"
+                )
         return values
 
     def trace(self, params: Mapping[str, Any]) -> Graph:

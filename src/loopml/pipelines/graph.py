@@ -151,7 +151,7 @@ class Tracer:
                     f"step {step.name!r}: argument {arg!r} holds step outputs inside a "
                     f"{type(value).__name__}; pass each output as its own argument"
                 )
-            elif _json_able(value):
+            elif is_json_value(value):
                 node.params[arg] = value
             else:
                 node.values[arg] = value
@@ -195,15 +195,18 @@ def _holds_ref(value: Any) -> bool:
     return False
 
 
-def _json_able(value: Any) -> bool:
+def is_json_value(value: Any) -> bool:
+    """Whether ``value`` is a JSON value: None, bool, int, a finite float, str, and lists,
+    tuples and dicts (string keys) of those. Such values are parameters of a step or a
+    pipeline (part of the cache key); anything else is stored as a value input."""
     if value is None or isinstance(value, (bool, int, str)):
         return True
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, (list, tuple)):
-        return all(_json_able(v) for v in value)
+        return all(is_json_value(v) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_able(v) for k, v in value.items())
+        return all(isinstance(k, str) and is_json_value(v) for k, v in value.items())
     return False
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from loopml.core.entities import RunStatus
+from loopml.core.entities import RunStatus, now_ms
 from loopml.core.pipelines import (
     PipelineRun,
     PipelineStatus,
@@ -133,7 +133,7 @@ class Runner:
         )
         client.set_terminated(parent.run_id, RunStatus.FAILED if failed else RunStatus.FINISHED)
         self.pipeline_run = self.store.update_pipeline_run(
-            run_id, status=status, end_ms=_now_ms(), error=error
+            run_id, status=status, end_ms=now_ms(), error=error
         )
         return self.pipeline_run
 
@@ -207,8 +207,8 @@ class Runner:
                     datasets_read=tuple(dict.fromkeys(record.datasets_read + hit[0].datasets_read)),
                     datasets_written=hit[0].datasets_written,
                     model_versions=hit[0].model_versions,
-                    start_ms=_now_ms(),
-                    end_ms=_now_ms(),
+                    start_ms=now_ms(),
+                    end_ms=now_ms(),
                 )
             )
             return True
@@ -240,7 +240,7 @@ class Runner:
             record,
             status=StepStatus.RUNNING,
             reason=reason,
-            start_ms=_now_ms(),
+            start_ms=now_ms(),
             attempts=1,
         )
         self._save(record)
@@ -257,7 +257,7 @@ class Runner:
                 replace(
                     record,
                     status=StepStatus.FAILED,
-                    end_ms=_now_ms(),
+                    end_ms=now_ms(),
                     error=f"interrupted: {type(exc).__name__}: {exc}",
                 )
             )
@@ -356,7 +356,7 @@ class Runner:
         found = find_version(self.client, spec.name, spec.version)
         self.datasets[node.name] = found
         label = f"{found.name}@{found.version}"
-        now = _now_ms()
+        now = now_ms()
         self._finish(
             self._record(
                 node,
@@ -414,8 +414,8 @@ class Runner:
                         error=message,
                         error_summary=message,
                         retryable=self.executor.interrupts,
-                        start_ms=running.record.start_ms or _now_ms(),
-                        end_ms=_now_ms(),
+                        start_ms=running.record.start_ms or now_ms(),
+                        end_ms=now_ms(),
                     ),
                 )
 
@@ -460,7 +460,7 @@ class Runner:
                 datasets_written=outcome.datasets_written,
                 model_versions=outcome.model_versions,
                 tracking_run_id=outcome.tracking_run_id,
-                end_ms=outcome.end_ms or _now_ms(),
+                end_ms=outcome.end_ms or now_ms(),
                 error="",
                 logs_digest=logs_digest,
             )
@@ -471,7 +471,7 @@ class Runner:
                 tracking_run_id=outcome.tracking_run_id,
                 datasets_read=tuple(dict.fromkeys(record.datasets_read + outcome.datasets_read)),
                 datasets_written=outcome.datasets_written,
-                end_ms=outcome.end_ms or _now_ms(),
+                end_ms=outcome.end_ms or now_ms(),
                 error=outcome.error,
                 logs_digest=logs_digest,
             )
@@ -530,7 +530,7 @@ class Runner:
                 replace(
                     running.record,
                     status=StepStatus.FAILED,
-                    end_ms=_now_ms(),
+                    end_ms=now_ms(),
                     error=f"interrupted: {type(exc).__name__}",
                 )
             )
@@ -540,7 +540,7 @@ class Runner:
                 replace(
                     record,
                     status=StepStatus.FAILED,
-                    end_ms=_now_ms(),
+                    end_ms=now_ms(),
                     error=f"{record.error}; interrupted: {type(exc).__name__}",
                 )
             )
@@ -552,7 +552,7 @@ class Runner:
         self.store.update_pipeline_run(
             self.pipeline_run.run_id,
             status=PipelineStatus.KILLED if interrupted else PipelineStatus.FAILED,
-            end_ms=_now_ms(),
+            end_ms=now_ms(),
             error=f"{type(exc).__name__}: {exc}",
         )
 
@@ -578,14 +578,10 @@ def _sigterm_interrupts() -> Iterator[None]:
 def _logs_ref(digest: str, size: int) -> Any:
     from loopml.core.entities import ArtifactRef
 
-    return ArtifactRef(path="logs.txt", digest=digest, size=size, created_at=_now_ms())
+    return ArtifactRef(path="logs.txt", digest=digest, size=size, created_at=now_ms())
 
 
 def _text(value: Any) -> str:
     from loopml.pipelines.graph import canonical_json
 
     return value if isinstance(value, str) else canonical_json(value)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -126,8 +126,10 @@ class Scheduler:
 
     # -- one round ---------------------------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> list[Firing]:
-        """Take over stale firings, claim every due one, run them, and return them as they
-        ended (DONE or FAILED), in the order claimed.
+        """Take over stale firings, claim every due one, run them, and return them in the
+        order claimed: DONE or FAILED as they ended, or still CLAIMED/RUNNING (with the error)
+        when the store failed around them, in which case the lease runs out and another
+        scheduler takes them over.
 
         ``now_ms`` (default: the clock) decides what is due and what is stale. The tick waits
         for the pipelines it starts. After :meth:`stop` it claims nothing more.

@@ -289,6 +289,11 @@ def _store(artifacts: ArtifactStore, value: object, name: str, chosen: Serialize
     )
 
 
+def outputs_cache(workspace: Path) -> Path:
+    """Where stored outputs that are folders are unpacked for reading, in a workspace."""
+    return Path(workspace) / "cache" / "outputs"
+
+
 def load_value(artifacts: ArtifactStore, output: StepOutput, *, cache_dir: Path) -> object:
     """The value of a stored output.
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml.core.entities import now_ms
 from loopml.quickstart.driver import Event, LoopThread, Window
 from loopml.quickstart.result import QuickstartResult, Served
 from loopml.quickstart.scenario import SORT_BY, TARGET, Scenario, bundled_table, load_scenario
@@ -51,7 +52,7 @@ def quickstart_policy(client: Client) -> LoopPolicy:
     iteration more than this model already had today: one retrain per quickstart."""
     from loopml.loop import DataSpec, Limits, LoopPolicy, RollbackSpec, TriggerRule
 
-    today = client.store.list_loop_iterations(MODEL, since_ms=_now_ms() - _DAY_MS)
+    today = client.store.list_loop_iterations(MODEL, since_ms=now_ms() - _DAY_MS)
     return LoopPolicy(
         model=MODEL,
         alias=ALIAS,
@@ -229,7 +230,7 @@ def _monitor_from_now(client: Client) -> bool:
     ).items
     if not found:
         return False
-    client.set_tags(found[0].run_id, {LAST_END_TAG: str(_now_ms())})
+    client.set_tags(found[0].run_id, {LAST_END_TAG: str(now_ms())})
     return True
 
 
@@ -274,7 +275,7 @@ def _follow(
         request_prefix=f"qs-{uuid.uuid4().hex[:8]}",
         schedule=schedule,
     )
-    followed = _Followed(traffic.stats(), [], started_ms=_now_ms(), started_s=time.monotonic())
+    followed = _Followed(traffic.stats(), [], started_ms=now_ms(), started_s=time.monotonic())
     told_shift = told_swap = told_end = False
     try:
         loop.start()
@@ -482,7 +483,3 @@ def _served(answers: list[Any], version: str) -> Served | None:
     if not mine:
         return None
     return Served(version, sum(a.shifted for a in mine), sum(a.shifted_correct for a in mine))
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import abc
 import enum
-import time
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopml.core.entities import now_ms
 from loopml.core.pipelines import StepOutput
 
 if TYPE_CHECKING:
@@ -110,10 +109,10 @@ def run_task(task: StepTask, client: Client) -> StepOutcome:
     run active and its output captured, store the outputs. Never raises for a step error."""
     from loopml.pipelines import _logs
     from loopml.pipelines.context import StepContext, step_context
-    from loopml.pipelines.serializers import load_value, store_value
+    from loopml.pipelines.serializers import load_value, outputs_cache, store_value
     from loopml.tracking.fluent import use_run
 
-    started = _now_ms()
+    started = now_ms()
     context = StepContext(
         client=client,
         pipeline_run_id=task.pipeline_run_id,
@@ -122,7 +121,7 @@ def run_task(task: StepTask, client: Client) -> StepOutcome:
         attempt=task.attempt,
     )
     artifacts = client.artifact_store()
-    cache_dir = Path(client.settings.workspace) / "cache" / "outputs"
+    cache_dir = outputs_cache(client.settings.workspace)
     with _logs.capture() as buffer:
         try:
             kwargs = dict(task.params)
@@ -160,7 +159,7 @@ def run_task(task: StepTask, client: Client) -> StepOutcome:
                 error_summary=f"{type(exc).__name__}: {exc}",
                 retryable=isinstance(exc, task.step.options.retry_on),
                 start_ms=started,
-                end_ms=_now_ms(),
+                end_ms=now_ms(),
             )
     produced = _end_run(client, context, "FINISHED")
     return StepOutcome(
@@ -172,7 +171,7 @@ def run_task(task: StepTask, client: Client) -> StepOutcome:
         tracking_run_id=context.started_run_id,
         model_versions=produced,
         start_ms=started,
-        end_ms=_now_ms(),
+        end_ms=now_ms(),
     )
 
 
@@ -211,7 +210,3 @@ def _load_dataset(context: Any, version: DatasetVersion, as_path: bool) -> Any:
     if as_path or version.rows is None:
         return path
     return read_table(path)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

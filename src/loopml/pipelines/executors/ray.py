@@ -10,6 +10,7 @@ attempt is cancelled with ``ray.cancel(force=True)``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from concurrent.futures import Future
@@ -132,18 +133,13 @@ class RayExecutor(Executor):
 
     def submit(self, task: StepTask) -> Future[StepOutcome]:
         ship_by_value(self.ray, task.step.fn)
-        shipped = StepTask(
-            pipeline_run_id=task.pipeline_run_id,
-            node=task.node,
-            step=task.step,
-            params=task.params,
+        shipped = dataclasses.replace(  # digests only, no objects
+            task,
             inputs={
                 name: TaskInput(given.output, dataset=given.dataset, as_path=given.as_path)
                 for name, given in task.inputs.items()
-            },  # digests only, no objects
+            },
             settings=self.settings,
-            tracking=task.tracking,
-            attempt=task.attempt,
             keep_values=False,
         )
         resources = task.step.options.resources
