@@ -1,6 +1,6 @@
 """Benchmark: loopml's pipelines against ZenML's default local stack.
 
-    python bench/pipelines.py                # 3 repeats of everything: about 5 minutes
+    python bench/pipelines.py                # 5 repeats of everything: about 6 minutes
     python bench/pipelines.py --quick        # 1 repeat: a smoke run
     python bench/pipelines.py --skip-zenml   # loopml only; the ratios are null
 
@@ -101,6 +101,9 @@ class Side:
 
     def env(self, workspace: Path) -> dict[str, str]:
         env = {k: v for k, v in child_env().items() if not k.startswith("ZENML_")}
+        # Both tools run from compiled bytecode, as installed packages do (pip writes the .pyc
+        # files); without this an editable loopml would be compiled from source in every process
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         if self.tool == "loopml":
             env["LOOPML_WORKSPACE"] = str(workspace / "loopml")
         else:
@@ -399,7 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark loopml's pipelines against ZenML.")
     p.add_argument("--quick", action="store_true", help="1 repeat, for a smoke run")
     p.add_argument("--skip-zenml", action="store_true", help="measure loopml only")
-    p.add_argument("--repeats", type=int, metavar="N", help="repeats (default: 3; --quick: 1)")
+    p.add_argument("--repeats", type=int, metavar="N", help="repeats (default: 5; --quick: 1)")
     p.add_argument("--executor", help="loopml's executor (default: the engine's default, 'local')")
     p.add_argument(
         "--profile",
@@ -420,7 +423,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> Figures:
     import loopml
 
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     load_start = _load()
     sides = [Side("loopml", sys.executable, args.executor)]
     if not args.skip_zenml:

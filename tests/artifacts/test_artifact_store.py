@@ -255,3 +255,23 @@ def test_symlink_loop_in_directory_is_refused(tmp_path: Path) -> None:
 def test_importing_the_package_does_not_import_s3fs(child_env: dict[str, str]) -> None:
     code = "import sys, loopml.artifacts; sys.exit('s3fs' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=child_env).returncode == 0
+
+
+def test_local_root_forms_share_objects_and_answer_exists(tmp_path: Path) -> None:
+    """A path and a file:// URL name the same folder; ``exists`` on a local root is a stat of
+    the object file (no fsspec), so it must agree with the writes."""
+    folder = tmp_path / "store"
+    written = ArtifactStore(str(folder)).put_bytes(b"local bytes", name="a.txt")
+    missing = sha256(b"never stored")
+    for uri in (str(folder), folder.as_uri()):
+        store = ArtifactStore(uri)
+        assert store.exists(written.digest), uri
+        assert not store.exists(missing), uri
+        assert store.read_bytes(written.digest) == b"local bytes"
+    # a folder where the object's file should be is not the object
+    (folder / "objects" / missing[:2] / missing[2:]).mkdir(parents=True)
+    assert not ArtifactStore(str(folder)).exists(missing)
+    # a root inside a regular file holds nothing
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    assert not ArtifactStore(str(blocker / "store")).exists(missing)

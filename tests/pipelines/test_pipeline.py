@@ -122,6 +122,66 @@ def test_rerun_with_same_inputs_comes_from_the_cache(client: loopml.Client) -> N
     assert "cache hit" in cached.reason
 
 
+def test_fully_cached_run_makes_no_tracking_run_and_a_run_that_executes_one(
+    client: loopml.Client,
+) -> None:
+    first = arithmetic.run(client=client)
+    second = arithmetic.run(client=client)
+    assert second.run.tracking_run_id == ""
+    assert client.store.get_pipeline_run(second.run.run_id).tracking_run_id == ""
+    experiment = client.get_experiment_by_name("arithmetic")
+    assert [r.run_id for r in client.search_runs([experiment.experiment_id])] == [
+        first.run.tracking_run_id
+    ]
+    third = arithmetic.run(factor=7.0, client=client)  # scale and total run again
+    stored = client.store.get_pipeline_run(third.run.run_id)
+    assert stored.tracking_run_id and stored.tracking_run_id != first.run.tracking_run_id
+    parent = client.get_run(stored.tracking_run_id)
+    assert parent.status is RunStatus.FINISHED and parent.params["factor"] == "7.0"
+    assert parent.tags["loopml.pipeline.run_id"] == third.run.run_id
+
+
+CACHED_SCRIPT = """
+import sys
+import loopml
+from loopml.pipelines import pipeline, step
+
+@step
+def one() -> int:
+    return 1
+
+@step
+def plus(x: int) -> int:
+    return x + 1
+
+@pipeline
+def small() -> None:
+    plus(one())
+
+result = small.run(client=loopml.Client(sys.argv[1], artifact_uri=sys.argv[2]))
+result.raise_for_status()
+print(sorted(s.status.value for s in result.steps.values()), "fsspec" in sys.modules)
+"""
+
+
+def test_cached_run_in_a_fresh_process_checks_local_outputs_without_fsspec(
+    client: loopml.Client, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "small.py"
+    script.write_text(CACHED_SCRIPT)
+    settings = client.settings
+    command = [sys.executable, str(script), settings.resolved_store_uri]
+    command.append(settings.resolved_artifact_uri)
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert first.stdout.split("]")[0] == "['COMPLETED', 'COMPLETED'"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    # every step from the cache; their outputs checked with a stat, not through fsspec
+    assert again.stdout.strip() == "['CACHED', 'CACHED'] False"
+
+
 def test_parameter_change_reruns_only_the_steps_it_reaches(client: loopml.Client) -> None:
     arithmetic.run(client=client)
     CALLS.clear()

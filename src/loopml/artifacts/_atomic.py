@@ -42,9 +42,6 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Any
 
-from fsspec.implementations.local import LocalFileSystem
-from fsspec.spec import AbstractBufferedFile
-
 __all__ = ["PendingWrite", "begin_write"]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +76,8 @@ def begin_write(
 
     ``block_size`` is the upload part size for remote filesystems (``None``: their default).
     """
+    from fsspec.implementations.local import LocalFileSystem
+
     if isinstance(fs, LocalFileSystem):
         return _LocalTempFile(tmp_dir)
     if final_path is not None and _commits_on_close(fs):
@@ -94,6 +93,8 @@ def _commits_on_close(fs: Any) -> bool:
 
 def _seal(file: Any) -> None:
     """Mark an fsspec buffered file closed so neither ``close()`` nor ``__del__`` commits it."""
+    from fsspec.spec import AbstractBufferedFile
+
     if isinstance(file, AbstractBufferedFile):
         file.closed = True
 

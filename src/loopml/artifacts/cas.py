@@ -12,14 +12,13 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
-
-from fsspec.core import url_to_fs
 
 from loopml.artifacts._atomic import PendingWrite, begin_write
 from loopml.artifacts._storage_errors import storage_errors
@@ -87,6 +86,7 @@ class ArtifactStore:
         is_url = "://" in root_uri or "::" in root_uri
         self._resolve_uri = root_uri if is_url else os.path.abspath(root_uri)
         self._storage_options = dict(storage_options or {})
+        self._local_root = _local_root(self._resolve_uri)
         self._lock = threading.RLock()
         self._location: tuple[Any, str] | None = None
         self._format_checked = False
@@ -198,6 +198,8 @@ class ArtifactStore:
         """Whether an object with this digest is stored (its bytes are not checked)."""
         check_digest(digest)
         with self._storage(f"looking up artifact {digest}"):
+            if self._local_root is not None:  # one stat, without loading fsspec
+                return _is_file(os.path.join(self._local_root, object_key(digest)))
             found = self._object_info(self._object_path(digest)) is not None
         if not found:
             self._check_container()
@@ -277,6 +279,11 @@ class ArtifactStore:
         return location
 
     def _resolve(self) -> tuple[Any, str]:
+        from loopml.core.imports import first_import
+
+        with first_import("fsspec"):
+            from fsspec.core import url_to_fs
+
         uri = self._root_uri
         try:
             fs, path = url_to_fs(self._resolve_uri, **self._storage_options)
@@ -548,3 +555,25 @@ def _raise(error: OSError) -> None:
         f"cannot read directory {error.filename!r} while storing it ({error.strerror}); make "
         "it readable"
     ) from error
+
+
+def _local_root(uri: str) -> str | None:
+    """The folder of a store on local disk (a path or a ``file://`` URL), else None."""
+    if "::" in uri:  # an fsspec chain such as simplecache::...
+        return None
+    if "://" not in uri:
+        return uri
+    if not uri.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)  # file://host/... is left to fsspec, which reads it its own way
+    return unquote(parts.path) if not parts.netloc else None
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` is a regular file; errors other than "absent" propagate."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False

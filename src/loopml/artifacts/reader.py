@@ -8,8 +8,6 @@ import inspect
 import io
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fsspec.asyn import sync
-
 from loopml.artifacts._storage_errors import is_storage_error, unavailable
 from loopml.artifacts.digests import CHUNK_SIZE
 from loopml.errors import CorruptArtifact
@@ -36,6 +34,8 @@ def open_source(fs: Any, path: str) -> ObjectSource:
     serves the whole object. Everything else is read through ``fs.open``.
     """
     if getattr(fs, "async_impl", False) and hasattr(fs, "open_async"):
+        from fsspec.asyn import sync
+
         try:
             stream = sync(fs.loop, fs.open_async, path, "rb")
         except NotImplementedError:
@@ -76,6 +76,8 @@ class _AsyncStream:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read(self, size: int, /) -> bytes:
+        from fsspec.asyn import sync
+
         return sync(self._fs.loop, self._read, size)  # type: ignore[no-any-return]
 
     async def _close(self) -> None:
@@ -90,6 +92,8 @@ class _AsyncStream:
         await self._stream.close()
 
     def close(self) -> None:
+        from fsspec.asyn import sync
+
         sync(self._fs.loop, self._close)
 
 

@@ -258,7 +258,8 @@ def _header(run: PipelineRun) -> None:
         console.print(Text(f"ref: {run.ref}"))
     if run.resumed_from:
         console.print(Text(f"resumed from: {run.resumed_from}"))
-    console.print(Text(f"tracking run: {run.tracking_run_id}"))
+    tracking = run.tracking_run_id or "none (every step came from the cache)"
+    console.print(Text(f"tracking run: {tracking}"))
 
 
 def _datasets(step: StepRun) -> str:

@@ -10,13 +10,10 @@ stored and reusable by ``resume``.
 from __future__ import annotations
 
 import heapq
-import signal
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +26,7 @@ from loopml.core.pipelines import (
     StepRun,
     StepStatus,
 )
+from loopml.pipelines._signals import sigterm_interrupts
 from loopml.pipelines.context import TrackingPlan
 from loopml.pipelines.executors.base import Executor, StepOutcome, StepTask, TaskInput
 from loopml.pipelines.graph import Graph, Node
@@ -50,6 +48,12 @@ class _Running:
     task: StepTask
     record: StepRun
     deadline: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    experiment_id: str
+    parent_run_id: str
 
 
 @dataclass(slots=True)
@@ -88,6 +92,7 @@ class Runner:
         self._running: dict[Future[StepOutcome], _Running] = {}
         self._retries: list[tuple[float, int, str, StepTask, StepRun]] = []
         self._prepared: dict[str, tuple[list[StepInput], dict[str, TaskInput], Any]] = {}
+        self._parent: _Parent | None = None
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, plan: RunPlan) -> PipelineRun:
@@ -95,33 +100,21 @@ class Runner:
 
         self.plan = plan
         client = self.client
-        experiment = client.set_experiment(plan.experiment)
-        run_id = uuid.uuid4().hex
-        parent = client.create_run(
-            experiment.experiment_id,
-            name=plan.pipeline,
-            tags={PIPELINE_TAG: plan.pipeline, PIPELINE_RUN_TAG: run_id},
-        )
-        self.experiment_id = experiment.experiment_id
-        self.parent_run_id = parent.run_id
-        if plan.params:
-            client.log_params(parent.run_id, {k: _text(v) for k, v in plan.params.items()})
         self.pipeline_run = self.store.create_pipeline_run(
             PipelineRun(
-                run_id=run_id,
+                run_id=uuid.uuid4().hex,
                 pipeline=plan.pipeline,
                 status=PipelineStatus.RUNNING,
                 ref=plan.ref,
                 params=plan.params,
                 executor=self.executor.name,
-                tracking_run_id=parent.run_id,
                 resumed_from=plan.resumed_from,
                 trigger=plan.trigger,
                 user=client.settings.user or current_user(),
             )
         )
         try:
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 self._loop(plan.graph)
         except BaseException as exc:
             self._abandon(exc)
@@ -131,11 +124,34 @@ class Runner:
         error = "; ".join(
             f"{r.name}: {r.error.splitlines()[-1] if r.error else ''}" for r in failed
         )
-        client.set_terminated(parent.run_id, RunStatus.FAILED if failed else RunStatus.FINISHED)
+        if self._parent is not None:
+            client.set_terminated(
+                self._parent.parent_run_id, RunStatus.FAILED if failed else RunStatus.FINISHED
+            )
         self.pipeline_run = self.store.update_pipeline_run(
-            run_id, status=status, end_ms=now_ms(), error=error
+            self.pipeline_run.run_id, status=status, end_ms=now_ms(), error=error
         )
         return self.pipeline_run
+
+    def _tracking_parent(self) -> _Parent:
+        """The pipeline's tracking run (its parameters and environment, the parent of its
+        steps' runs), made when the first step executes: a run whose steps all come from the
+        cache ran no code and has none."""
+        if self._parent is None:
+            plan, client = self.plan, self.client
+            experiment = client.set_experiment(plan.experiment)
+            parent = client.create_run(
+                experiment.experiment_id,
+                name=plan.pipeline,
+                tags={PIPELINE_TAG: plan.pipeline, PIPELINE_RUN_TAG: self.pipeline_run.run_id},
+            )
+            if plan.params:
+                client.log_params(parent.run_id, {k: _text(v) for k, v in plan.params.items()})
+            self.pipeline_run = self.store.update_pipeline_run(
+                self.pipeline_run.run_id, tracking_run_id=parent.run_id
+            )
+            self._parent = _Parent(experiment.experiment_id, parent.run_id)
+        return self._parent
 
     def _loop(self, graph: Graph) -> None:
         waiting = list(graph.nodes.values())
@@ -212,6 +228,7 @@ class Runner:
                 )
             )
             return True
+        parent = self._tracking_parent()
         task = StepTask(
             pipeline_run_id=self.pipeline_run.run_id,
             node=node.name,
@@ -220,8 +237,8 @@ class Runner:
             inputs=task_inputs,
             settings=self.client.settings,
             tracking=TrackingPlan(
-                experiment_id=self.experiment_id,
-                parent_run_id=self.parent_run_id,
+                experiment_id=parent.experiment_id,
+                parent_run_id=parent.parent_run_id,
                 name=node.name,
                 tags={
                     PIPELINE_TAG: self.plan.pipeline,
@@ -265,8 +282,6 @@ class Runner:
         self._running[future] = _Running(node, task, record, deadline)
 
     def _inputs(self, node: Node) -> tuple[list[StepInput], dict[str, TaskInput]]:
-        from loopml.pipelines.serializers import store_value
-
         inputs: list[StepInput] = []
         task_inputs: dict[str, TaskInput] = {}
         for arg, ref in node.inputs.items():
@@ -287,6 +302,8 @@ class Runner:
             inputs.append(StepInput(arg, output.digest, source))
             task_inputs[arg] = given
         if node.values:
+            from loopml.pipelines.serializers import store_value
+
             artifacts = self.client.artifact_store()
             for arg, value in node.values.items():
                 stored = store_value(artifacts, value, name=arg)
@@ -546,33 +563,16 @@ class Runner:
             )
         self._retries.clear()
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
-        self.client.set_terminated(
-            self.parent_run_id, RunStatus.KILLED if interrupted else RunStatus.FAILED
-        )
+        if self._parent is not None:
+            self.client.set_terminated(
+                self._parent.parent_run_id, RunStatus.KILLED if interrupted else RunStatus.FAILED
+            )
         self.store.update_pipeline_run(
             self.pipeline_run.run_id,
             status=PipelineStatus.KILLED if interrupted else PipelineStatus.FAILED,
             end_ms=now_ms(),
             error=f"{type(exc).__name__}: {exc}",
         )
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """While a pipeline runs in the main thread, SIGTERM interrupts it like Ctrl-C, so the run
-    and its running steps are recorded KILLED rather than left RUNNING."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _logs_ref(digest: str, size: int) -> Any:

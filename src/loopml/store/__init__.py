@@ -18,7 +18,10 @@ __all__ = [
 
 
 def _open_sql(uri: str, options: StoreOptions) -> MetadataStore:
-    from loopml.store.sql import SqlStore
+    from loopml.core.imports import first_import
+
+    with first_import("loopml.store.sql"):  # SQLAlchemy and the store: ~0.1 s of collections
+        from loopml.store.sql import SqlStore
 
     return SqlStore.from_uri(
         uri,

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.core import validation as v
-from loopml.core.compare import RunComparison, compare
 from loopml.core.datasets import DatasetVersion, dataset_input
 from loopml.core.entities import (
     ArtifactKind,
@@ -49,6 +48,7 @@ from loopml.tracking.environment import current_user
 
 if TYPE_CHECKING:
     from loopml.artifacts import ArtifactStore
+    from loopml.core.compare import RunComparison
 
 
 class Client:
@@ -114,7 +114,10 @@ class Client:
 
     def artifact_store(self, root_uri: str | None = None) -> ArtifactStore:
         """The artifact store at ``root_uri`` (default: the configured artifact root)."""
-        from loopml.artifacts import ArtifactStore
+        from loopml.core.imports import first_import
+
+        with first_import("loopml.artifacts"):
+            from loopml.artifacts import ArtifactStore
 
         uri = root_uri or self.settings.resolved_artifact_uri
         if uri not in self._artifact_stores:
@@ -487,6 +490,8 @@ class Client:
         """Params and latest metrics of several runs side by side, with differences marked."""
         if len(run_ids) < 2:
             raise InvalidArgument(f"compare needs at least two run ids, got {len(run_ids)}")
+        from loopml.core.compare import compare
+
         return compare([self.store.get_run(r) for r in run_ids])
 
     # -- orphans -----------------------------------------------------------------------------

@@ -43,7 +43,6 @@ from loopml.store.sql.prediction_log import PredictionLogMixin
 from loopml.store.sql.registry import RegistryMixin
 from loopml.store.sql.run_records import RunRecordsMixin
 from loopml.store.sql.schedules import SchedulesMixin
-from loopml.store.sql.search import compile_search
 from loopml.store.sql.upsert import insert_for, upsert
 
 _LOCK_RETRIES = 5
@@ -467,6 +466,8 @@ class SqlStore(
         keys = (
             None if experiment_ids is None else [convert.experiment_key(e) for e in experiment_ids]
         )
+        from loopml.store.sql.search import compile_search  # and the filter grammar
+
         query = compile_search(keys, filter, order_by, lifecycle_stage)
         with self._read() as conn:
             ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
