@@ -109,3 +109,61 @@ def test_concurrent_adds_get_distinct_numbers(store: MetadataStore) -> None:
     assert [v.version for v in stored] == [1, 2, 3, 4]
     assert len({v.digest for v in stored}) == 4
     assert {r.version for r in results} == {1, 2, 3, 4}
+
+
+def test_list_keeps_versions_after_a_number(store: MetadataStore) -> None:
+    for content in "abcd":
+        store.add_dataset_version(_version("churn", content))
+    store.add_dataset_version(_version("fraud", "a"))
+    assert [v.version for v in store.list_dataset_versions("churn", after_version=2)] == [3, 4]
+    assert [v.version for v in store.list_dataset_versions("churn", after_version=0)] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert store.list_dataset_versions("churn", after_version=4) == []
+    assert [(v.name, v.version) for v in store.list_dataset_versions(after_version=1)] == [
+        ("churn", 2),
+        ("churn", 3),
+        ("churn", 4),
+    ]
+
+
+def test_list_keeps_versions_created_since_a_time(store: MetadataStore) -> None:
+    t0 = 1_700_000_000_000
+    # numbered in the order added, whatever their creation times
+    store.add_dataset_version(_version("churn", "a", created_ms=t0 + 20))
+    store.add_dataset_version(_version("churn", "b", created_ms=t0 + 10))
+    store.add_dataset_version(_version("churn", "c", created_ms=t0 + 30))
+    store.add_dataset_version(_version("fraud", "a", created_ms=t0 + 40))
+    since = store.list_dataset_versions("churn", since_ms=t0 + 20)
+    assert [(v.version, v.created_ms) for v in since] == [(1, t0 + 20), (3, t0 + 30)]
+    both = store.list_dataset_versions("churn", after_version=1, since_ms=t0 + 10)
+    assert [v.version for v in both] == [2, 3]
+    assert [(v.name, v.version) for v in store.list_dataset_versions(since_ms=t0 + 30)] == [
+        ("churn", 3),
+        ("fraud", 1),
+    ]
+    assert store.list_dataset_versions("churn", since_ms=t0 + 31) == []
+    full = store.list_dataset_versions("churn", after_version=2)[0]
+    assert full == store.get_dataset_version("churn", 3)  # every field, schema and profile
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"after_version": -1}, "invalid after_version -1: must be a whole number >= 0"),
+        ({"after_version": "2"}, "invalid after_version '2'"),
+        ({"after_version": 1.5}, "invalid after_version 1.5"),
+        ({"after_version": True}, "invalid after_version True"),
+        ({"since_ms": "yesterday"}, "invalid since_ms 'yesterday'"),
+        ({"since_ms": 1.5}, "invalid since_ms 1.5"),
+    ],
+)
+def test_list_refuses_bad_filters_naming_them(
+    store: MetadataStore, kwargs: dict[str, Any], message: str
+) -> None:
+    store.add_dataset_version(_version())
+    with pytest.raises(InvalidArgument, match=message):
+        store.list_dataset_versions("churn", **kwargs)

@@ -258,6 +258,63 @@ def test_dataset_and_alert_triggers_fire_once_per_new_event(client: loopml.Clien
     assert len(recorder.launched) == 3
 
 
+def test_dataset_trigger_fires_past_a_version_another_scheduler_claimed(
+    client: loopml.Client,
+) -> None:
+    store = client.store
+    add_trigger(client, "on-data", "flows:nightly", on_dataset="churn")
+    for content in ("v1", "v2", "v3"):
+        _version(store, "churn", content)
+    launched: list[str] = []
+
+    def launch(trigger: Trigger, firing: Firing) -> str:
+        launched.append(firing.key)
+        if firing.key == "churn@1":  # meanwhile another scheduler claims the next version
+            other = Firing("on-data", "churn@2", due_ms=firing.due_ms, owner="scheduler-b")
+            assert store.claim_firing(other)
+        if firing.key == "churn@3":
+            raise LaunchFailed(f"pipeline run {RUN_ID} ended FAILED", pipeline_run_id=RUN_ID)
+        return RUN_ID
+
+    fired = Scheduler(client, launcher=launch).tick()
+    assert [(f.key, f.status) for f in fired] == [
+        ("churn@1", FiringStatus.DONE),
+        ("churn@3", FiringStatus.FAILED),
+    ]
+    owners = {f.key: f.owner for f in store.list_firings("on-data")}
+    assert owners["churn@2"] == "scheduler-b"
+    # nothing runs twice, and a failed run is not a reason to fire its version again
+    assert Scheduler(client, launcher=launch).tick() == []
+    assert launched == ["churn@1", "churn@3"]
+
+
+def test_a_claim_that_raises_ends_the_tick_and_skips_no_version(
+    client: loopml.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.store
+    add_trigger(client, "on-data", "flows:nightly", on_dataset="churn")
+    for content in ("v1", "v2", "v3"):
+        _version(store, "churn", content)
+    claim = store.claim_firing
+
+    def unreachable_for_churn_2(firing: Firing) -> bool:
+        # a store outage cannot be caused on demand here: this claim fails as one would
+        if firing.key == "churn@2":
+            raise ConnectionError("the store is unreachable")
+        return claim(firing)
+
+    monkeypatch.setattr(store, "claim_firing", unreachable_for_churn_2)
+    recorder = Recorder()
+    scheduler = Scheduler(client, launcher=recorder)
+    with pytest.raises(ConnectionError, match="unreachable"):
+        scheduler.tick()
+    assert recorder.keys == ["churn@1"]  # churn@3 was not claimed past churn@2
+    assert [f.key for f in store.list_firings("on-data")] == ["churn@1"]
+    monkeypatch.undo()
+    assert [f.key for f in scheduler.tick()] == ["churn@2", "churn@3"]
+    assert recorder.keys == ["churn@1", "churn@2", "churn@3"]
+
+
 def test_stop_claims_nothing_more(client: loopml.Client) -> None:
     _cron(client, "*/1 * * * *", T)
     recorder = Recorder()

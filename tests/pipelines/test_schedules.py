@@ -14,6 +14,7 @@ from loopml.core.alerts import Alert
 from loopml.core.datasets import DatasetVersion
 from loopml.core.schedules import Firing, Trigger, TriggerKind
 from loopml.errors import InvalidArgument
+from loopml.pipelines import schedules
 from loopml.pipelines.schedules import (
     MAX_CATCH_UP,
     add_trigger,
@@ -148,6 +149,93 @@ def test_dataset_trigger_owes_each_version_added_after_it(store: MetadataStore) 
     assert [f.key for f in due_firings(trigger, store, T + MINUTE, OWNER)] == ["churn@3"]
     _claim_all(store, due[1:])
     assert due_firings(trigger, store, T + MINUTE, OWNER) == []
+
+
+def _fire(store: MetadataStore, trigger: str, key: str, due_ms: int) -> None:
+    """What a scheduler leaves behind once it has claimed (and run) a firing."""
+    assert store.claim_firing(Firing(trigger=trigger, key=key, due_ms=due_ms, owner=OWNER))
+
+
+def test_dataset_trigger_fires_new_versions_after_more_firings_than_the_lookback(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the real sizes are 10,000 firings and 100 per tick: smaller ones keep the test fast
+    monkeypatch.setattr(schedules, "_SEEN_LOOKBACK", 5)
+    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 5)
+    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 3)
+    trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
+    for n in range(1, 13):
+        _version(store, "churn", f"v{n}", T + n)
+        _fire(store, "t", f"churn@{n}", T + n)
+    assert due_firings(trigger, store, T + MINUTE, OWNER) == []
+    _version(store, "churn", "v13", T + 13)
+    assert [f.key for f in due_firings(trigger, store, T + MINUTE, OWNER)] == ["churn@13"]
+
+
+def test_dataset_catch_up_is_capped_per_call_and_skips_nothing(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 2)
+    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 3)
+    trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
+    for n in range(1, 9):
+        _version(store, "churn", f"v{n}", T + n)
+    rounds = []
+    while due := due_firings(trigger, store, T + MINUTE, OWNER):
+        rounds.append([f.key for f in due])
+        _claim_all(store, due)
+    assert rounds == [
+        ["churn@1", "churn@2", "churn@3"],
+        ["churn@4", "churn@5", "churn@6"],
+        ["churn@7", "churn@8"],
+    ]
+
+
+def test_dataset_versions_are_proposed_in_version_order_up_to_one_not_yet_due(
+    store: MetadataStore,
+) -> None:
+    trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
+    _version(store, "churn", "v1", T + 30)  # creation times out of step with the numbers
+    _version(store, "churn", "v2", T + 10)
+    _version(store, "churn", "v3", T - 5)  # before the trigger: never due, blocks nothing
+    _version(store, "churn", "v4", T + 20)
+    _version(store, "churn", "v5", T + 10 * MINUTE)  # its writer's clock is ahead
+    _version(store, "churn", "v6", T + 40)
+    due = due_firings(trigger, store, T + MINUTE, OWNER)
+    assert [(f.key, f.due_ms) for f in due] == [
+        ("churn@1", T + 30),
+        ("churn@2", T + 10),
+        ("churn@4", T + 20),
+    ]
+    _claim_all(store, due)
+    assert due_firings(trigger, store, T + MINUTE, OWNER) == []  # churn@6 waits for churn@5
+    later = due_firings(trigger, store, T + 10 * MINUTE, OWNER)
+    assert [f.key for f in later] == ["churn@5", "churn@6"]
+
+
+def test_replaced_trigger_fires_the_versions_of_its_new_dataset(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 2)
+    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 1)
+    trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
+    for n in range(1, 6):
+        _version(store, "churn", f"c{n}", T + 100 + n)
+        _fire(store, "t", f"churn@{n}", T + 100 + n)
+    _version(store, "sales", "s1", T - 5)  # before the trigger was first created
+    _version(store, "sales", "s2", T + 5)  # after it, before it was replaced
+    _version(store, "sales", "s3", T + 6)
+    _version(store, "sales", "s4", T + 200)
+    replaced = _trigger(store, TriggerKind.DATASET, "sales", T + 150)
+    assert (replaced.spec, replaced.created_ms) == ("sales", trigger.created_ms)
+    fired = []
+    while due := due_firings(replaced, store, T + MINUTE, OWNER):
+        fired += [f.key for f in due]
+        _claim_all(store, due)
+    # the newest firings are still churn's: the highest sales version fired is found further
+    assert fired == ["sales@2", "sales@3", "sales@4"]
+    _version(store, "sales", "s5", T + 300)
+    assert [f.key for f in due_firings(replaced, store, T + MINUTE, OWNER)] == ["sales@5"]
 
 
 # -- alerts ----------------------------------------------------------------------------------

@@ -75,6 +75,17 @@ def check_ms(value: object, what: str) -> int:
         ) from None
 
 
+def check_takeover_times(stale_before_ms: object, now_ms: object) -> tuple[int, int]:
+    """The two times of a lease take-over (a heartbeat before ``stale_before_ms`` is dead; the
+    taker's heartbeat is ``now_ms``), checked: the new heartbeat must not itself look stale, or
+    two racing callers could both win."""
+    stale = check_ms(stale_before_ms, "stale_before_ms")
+    now = check_ms(now_ms, "now_ms")
+    if now < stale:
+        raise InvalidArgument(f"invalid now_ms {now}: must not be before stale_before_ms {stale}")
+    return stale, now
+
+
 def check_window(start_ms: object, end_ms: object) -> tuple[int | None, int | None]:
     """Validate an optional ``[start_ms, end_ms)`` window."""
     start = None if start_ms is None else check_ms(start_ms, "start_ms")

@@ -125,8 +125,7 @@ class TriggerWatch:
             due = next_cron_ms(rule.cron, since)
             return {"due_ms": due} if due <= now else None
         if rule.kind == "data":
-            versions = self.store.list_dataset_versions(rule.dataset)
-            fresh = [v for v in versions if v.created_ms >= since]
+            fresh = self.store.list_dataset_versions(rule.dataset, since_ms=since)
             if fresh:
                 return {"dataset": f"{fresh[-1].name}@{fresh[-1].version}"}
         return None

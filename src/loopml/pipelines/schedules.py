@@ -38,6 +38,8 @@ __all__ = [
 
 MAX_CATCH_UP = 100  # most firings one trigger proposes per tick
 _SEEN_LOOKBACK = 10_000  # firings read to skip keys already claimed (the store dedupes anyway)
+_FIRING_WINDOW = 100  # newest firings read for the highest version a dataset trigger fired
+_VERSION_KEY_RE = re.compile(r"^(?P<name>.+)@(?P<version>[0-9]+)$")
 _CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _REF_ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ALERT_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-. ]{0,249}$")
@@ -180,15 +182,21 @@ def due_firings(trigger: Trigger, store: MetadataStore, now_ms: int, owner: str)
 
     - cron: each slot strictly after the later of the trigger's creation and its newest
       firing, up to and including ``now_ms``; key ``YYYY-MM-DDTHH:MM:SSZ`` (UTC).
-    - dataset: each version of the dataset created at or after the trigger; key
-      ``name@version``.
+    - dataset: each version of the dataset created at or after the trigger and numbered
+      above the highest version it already fired (read from the keys of its newest firings),
+      in version order, stopping at the first version created after ``now_ms`` (a version is
+      never proposed before a lower-numbered one); key ``name@version``, due at the
+      version's creation.
     - alert: each alert of the model (and rule, when given) fired at or after the trigger;
       key the alert id.
 
     At most :data:`MAX_CATCH_UP` (100) firings per call: a scheduler that was down for long
     catches up 100 per tick, oldest first, and never skips one. Nothing is written here;
-    claim each with :meth:`~loopml.store.MetadataStore.claim_firing` in the order given (a
-    cron trigger's next slots are counted from its newest claimed firing).
+    claim each with :meth:`~loopml.store.MetadataStore.claim_firing` in the order given, and
+    stop claiming a trigger's firings when a claim raises: a cron trigger's next slots are
+    counted from its newest firing, and a dataset trigger's next versions from the highest
+    version it fired, so claiming a later firing before an earlier one would skip the earlier
+    one for good (a claim that returns False is fine: someone else holds that firing).
     """
     if not trigger.enabled:
         return []
@@ -233,14 +241,43 @@ def _seen_keys(trigger: Trigger, store: MetadataStore) -> set[str]:
     return {f.key for f in store.list_firings(trigger.name, limit=_SEEN_LOOKBACK)}
 
 
+def _fired_versions(dataset: str, firings: list[Firing]) -> list[int]:
+    """The version numbers in the ``dataset@N`` keys of ``firings`` (a replaced trigger may
+    also hold keys of another dataset or kind: those are ignored)."""
+    numbers = []
+    for firing in firings:
+        match = _VERSION_KEY_RE.fullmatch(firing.key)
+        if match is not None and match["name"] == dataset:
+            numbers.append(int(match["version"]))
+    return numbers
+
+
+def _fired_through(trigger: Trigger, store: MetadataStore) -> int:
+    """The highest version of the trigger's dataset it has a firing for (0 if none)."""
+    window = store.list_firings(trigger.name, limit=_FIRING_WINDOW)
+    fired = _fired_versions(trigger.spec, window)
+    if fired or len(window) < _FIRING_WINDOW:
+        return max(fired, default=0)
+    # Every newest firing is of what the trigger watched before it was replaced: look further.
+    return max(
+        _fired_versions(trigger.spec, store.list_firings(trigger.name, limit=_SEEN_LOOKBACK)),
+        default=0,
+    )
+
+
 def _dataset_due(trigger: Trigger, store: MetadataStore, now: int) -> list[tuple[str, int]]:
-    seen = _seen_keys(trigger, store)
-    due = []
-    for version in store.list_dataset_versions(trigger.spec):
-        key = f"{version.name}@{version.version}"
-        if trigger.created_ms <= version.created_ms <= now and key not in seen:
-            due.append((key, version.created_ms))
-    return sorted(due, key=lambda item: item[1])
+    # Versions are numbered in commit order and firings are claimed in the order proposed, so
+    # every version up to the highest one fired has been claimed (or was never due): only the
+    # versions above it are read.
+    versions = store.list_dataset_versions(
+        trigger.spec, after_version=_fired_through(trigger, store), since_ms=trigger.created_ms
+    )
+    due: list[tuple[str, int]] = []
+    for version in versions:
+        if version.created_ms > now or len(due) == MAX_CATCH_UP:
+            break  # not due yet (e.g. its writer's clock is ahead): the later ones wait for it
+        due.append((f"{version.name}@{version.version}", version.created_ms))
+    return due
 
 
 def _alert_due(trigger: Trigger, store: MetadataStore, now: int) -> list[tuple[str, int]]:

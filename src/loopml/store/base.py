@@ -336,8 +336,15 @@ class MetadataStore(abc.ABC):
         """One version of a dataset; ``NotFound`` names the versions that exist."""
 
     @abc.abstractmethod
-    def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]:
-        """Versions of one dataset (or of all), by name then version, oldest first."""
+    def list_dataset_versions(
+        self, name: str | None = None, *, after_version: int = 0, since_ms: int | None = None
+    ) -> list[DatasetVersion]:
+        """Versions of one dataset (or of all), by name then version, oldest first.
+
+        ``after_version`` keeps the versions numbered above it (0 keeps all); ``since_ms``
+        keeps those created at or after it. ``InvalidArgument`` for a negative or non-integer
+        ``after_version`` or a non-integer ``since_ms``.
+        """
 
     # -- pipelines ---------------------------------------------------------------------------
     @abc.abstractmethod

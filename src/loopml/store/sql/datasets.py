@@ -16,7 +16,8 @@ from loopml.core.datasets import (
     check_dataset_version_number,
 )
 from loopml.core.entities import now_ms
-from loopml.errors import InvalidState, NotFound
+from loopml.core.prediction_log import check_ms
+from loopml.errors import InvalidArgument, InvalidState, NotFound
 from loopml.store.sql import schema as t
 
 _INSERT_ATTEMPTS = 5  # concurrent writers on PostgreSQL may race for the same number
@@ -97,13 +98,29 @@ class DatasetVersionsMixin(abc.ABC):
             version=number,
         )
 
-    def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]:
+    def list_dataset_versions(
+        self, name: str | None = None, *, after_version: int = 0, since_ms: int | None = None
+    ) -> list[DatasetVersion]:
         dv = t.dataset_versions.c
         query = sa.select(t.dataset_versions).order_by(dv.name, dv.version)
         if name is not None:
             query = query.where(dv.name == check_dataset_name(name))
+        after = _check_after_version(after_version)
+        if after > 0:  # with a name, the primary key (name, version) serves the range
+            query = query.where(dv.version > after)
+        if since_ms is not None:
+            query = query.where(dv.created_ms >= check_ms(since_ms, "since_ms"))
         with self._read() as conn:
             return [_version(row) for row in conn.execute(query)]
+
+
+def _check_after_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(
+            f"invalid after_version {value!r}: must be a whole number >= 0 (the versions "
+            "numbered above it are kept; 0 keeps every version)"
+        )
+    return value
 
 
 def _version(row: sa.Row[Any]) -> DatasetVersion:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from loopml.core import entities
 from loopml.core.alerts import check_limit
 from loopml.core.pipelines import check_pipeline_run_id
-from loopml.core.prediction_log import check_ms
+from loopml.core.prediction_log import check_ms, check_takeover_times
 from loopml.core.schedules import (
     Firing,
     FiringStatus,
@@ -118,13 +118,7 @@ class SchedulesMixin(abc.ABC):
         check_trigger_name(trigger)
         _check_key(key)
         check_str(owner, "firing owner", 250, allow_empty=False)
-        stale = check_ms(stale_before_ms, "stale_before_ms")
-        now = check_ms(now_ms, "now_ms")
-        if now < stale:
-            # The new heartbeat must itself not look stale, or two racing callers could win.
-            raise InvalidArgument(
-                f"invalid now_ms {now}: must not be before stale_before_ms {stale}"
-            )
+        stale, now = check_takeover_times(stale_before_ms, now_ms)
         f = t.firings.c
         with self._write() as conn:
             result = conn.execute(
