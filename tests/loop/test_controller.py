@@ -188,15 +188,25 @@ def test_challenger_that_loses_is_not_promoted_and_the_record_says_why(
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
 
 
-def test_approval_gate_blocks_until_someone_approves(
+APPROVAL_GATES = (BeatsAlias("champion", "accuracy"), RequireApproval(count=1))
+
+
+def _waiting_for_approval(
     client: loopml.Client, served: dict[str, Any]
-) -> None:
-    gates = (BeatsAlias("champion", "accuracy"), RequireApproval(count=1))
-    controller = LoopController(client, _policy(gates=gates))
+) -> tuple[LoopController, Any]:
+    """A controller whose first iteration (drifted traffic, version 2) waits for approval."""
+    controller = LoopController(client, _policy(gates=APPROVAL_GATES))
     _traffic(client, _shifted(served))
     it = controller.tick()
     assert it is not None and it.status is IterationStatus.WAITING, it.record
     assert it.record["decision"] == "wait_approval"
+    return controller, it
+
+
+def test_approval_gate_blocks_until_someone_approves(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    controller, _ = _waiting_for_approval(client, served)
     again = controller.tick()
     assert again is not None and again.status is IterationStatus.WAITING
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
@@ -204,6 +214,30 @@ def test_approval_gate_blocks_until_someone_approves(
     done = controller.tick()
     assert done is not None and done.outcome is Outcome.PROMOTED
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 2
+
+
+def test_waiting_iteration_does_not_stop_the_monitor(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    controller, it = _waiting_for_approval(client, served)
+    scored = controller.last_windows
+    alerts = len(client.store.list_alerts(MODEL))
+    assert scored and alerts  # the windows before the iteration fired it
+    _traffic(client, _shifted(served, n=200, seed=3))  # more drifted traffic while it waits
+    again = controller.tick()
+    assert again is not None and again.iteration_id == it.iteration_id
+    assert again.status is IterationStatus.WAITING
+    windows = controller.last_windows
+    assert len(windows) == 2 and windows[0].start_ms > scored[-1].end_ms, windows
+    assert all(w.values["drift.share"] >= 0.3 for w in windows)
+    assert len(client.store.list_alerts(MODEL)) == alerts + 2  # recorded, as without a wait
+    assert len(history(client, MODEL)) == 1  # the alerts start nothing while one is open
+    ModelRegistry(client).approve(MODEL, 2, alias="champion", approver="ana")
+    done = controller.tick()
+    assert done is not None and done.outcome is Outcome.PROMOTED, done.record
+    # the alerts on the old champion's traffic, scored during the wait, were spent by it
+    assert controller.tick() is None
+    assert len(history(client, MODEL)) == 1
 
 
 def test_shadow_period_compares_both_on_the_same_live_requests(
@@ -226,18 +260,36 @@ def test_shadow_period_compares_both_on_the_same_live_requests(
 def test_shadow_without_shadowed_traffic_is_rejected_after_its_deadline(
     client: loopml.Client, served: dict[str, Any]
 ) -> None:
-    shadow = ShadowSpec(duration_s=0.2, max_wait_s=0.5)
+    # margins of seconds, not tenths: a loaded CI machine can take that long between ticks
+    shadow = ShadowSpec(duration_s=0.2, max_wait_s=4.0)
     controller = LoopController(client, _policy(shadow=shadow))
     _traffic(client, _shifted(served))
     assert controller.tick().status is IterationStatus.WAITING  # type: ignore[union-attr]
     time.sleep(0.3)
     waiting = controller.tick()  # the period is over but nothing was shadowed: keep waiting
     assert waiting is not None and waiting.status is IterationStatus.WAITING
-    time.sleep(0.4)
+    time.sleep(4.0)
     done = controller.tick()
     assert done is not None and done.outcome is Outcome.REJECTED, done.record
     assert "--shadow tumours@challenger" in done.record["gates"][-1]["detail"]
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
+
+
+def test_new_dataset_version_starts_an_iteration_but_an_older_one_does_not(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    from loopml.data.versions import add_dataset
+
+    add_dataset(client, served["small"], name="tumours-labelled")  # before the loop watched
+    rule = TriggerRule(kind="data", dataset="tumours-labelled")
+    controller = LoopController(client, _policy(triggers=(rule,)))
+    _traffic(client, _shifted(served))
+    assert controller.tick() is None  # drift, but only new data triggers this loop
+    time.sleep(0.01)  # the next version is created after the loop started watching
+    add_dataset(client, served["large"], name="tumours-labelled")
+    it = controller.tick()
+    assert it is not None, "the new version did not start an iteration"
+    assert it.record["trigger"]["dataset"] == "tumours-labelled@2", it.record["trigger"]
 
 
 def test_limits_stop_a_second_iteration(client: loopml.Client, served: dict[str, Any]) -> None:
@@ -278,6 +330,47 @@ def test_rollback_by_hand_and_automatically(client: loopml.Client, served: dict[
     assert it is not None and it.outcome is Outcome.ROLLED_BACK, it.record
     assert it.record["live"]["new"] < it.record["live"]["old"]
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
+
+
+def test_automatic_rollback_while_the_next_iteration_waits_for_approval(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    rollback_on = RollbackSpec(auto=True, window_rows=50, margin=0.02)
+    policy = _policy(gates=APPROVAL_GATES, rollback=rollback_on)
+    controller = LoopController(client, policy)
+    registry = ModelRegistry(client)
+    _traffic(client, _shifted(served))
+    assert controller.tick().status is IterationStatus.WAITING  # type: ignore[union-attr]
+    registry.approve(MODEL, 2, alias="champion", approver="ana")
+    first = controller.tick()
+    assert first is not None and first.outcome is Outcome.PROMOTED, first.record
+    second = controller.trigger("a second retrain, compared with version 2")
+    assert second is not None and second.status is IterationStatus.WAITING, second.record
+    assert second.record["champion"]["version"] == 2 and second.record["challenger"]["version"] == 3
+    # version 2 now gets labels that say it is wrong on live traffic
+    _traffic(client, _shifted(served, n=100, seed=7), wrong_labels_for=2)
+    touched = controller.tick()
+    assert touched is not None and touched.iteration_id == first.iteration_id, touched
+    assert touched.outcome is Outcome.ROLLED_BACK, touched.record
+    assert client.store.get_registered_model(MODEL).aliases["champion"] == 1
+    waiting = client.store.get_loop_iteration(second.iteration_id)
+    assert waiting.status is IterationStatus.WAITING, waiting.record
+    assert len(history(client, MODEL)) == 2 and controller.last_windows
+    # its next pass compares the challenger with version 1, the champion now, and waits again
+    again = controller.tick()
+    assert again is not None and again.iteration_id == second.iteration_id, again
+    assert again.status is IterationStatus.WAITING, again.record
+    assert again.record["champion"]["version"] == 1
+    assert [c["version"] for c in again.record["champions_before"]] == [2]
+    assert "champion_changed" in [a["action"] for a in again.record["actions"]]
+    beats = again.record["gates"][0]
+    assert beats["passed"] and beats["numbers"]["holder_version"] == 1, beats
+    registry.approve(MODEL, 3, alias="champion", approver="ana")
+    done = controller.tick()
+    assert done is not None and done.outcome is Outcome.PROMOTED, done.record
+    move = client.store.get_alias_history(MODEL, "champion")[-1]
+    assert (move.from_version, move.to_version) == (1, 3)
+    assert done.record["champion"]["version"] == 1  # what its live check compares with
 
 
 KILLER = """

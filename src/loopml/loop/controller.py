@@ -75,18 +75,24 @@ class LoopController:
 
     # -- the public surface ------------------------------------------------------------------
     def tick(self) -> LoopIteration | None:
-        """One pass: advance (or take over) the open iteration; else score new monitor windows,
-        check the triggers and start an iteration if one fired; then check recent promotions
-        for a rollback. Returns the iteration touched, if any."""
+        """One pass. With an open iteration: advance (or take over) it; if it is then WAITING
+        (approval, shadow period) and ours, also score the new monitor windows and run the
+        rollback check of the last promotion, but never start another. Returns the iteration
+        the check rolled back, else the open one. Without one: score the new windows, run the
+        rollback check (returning the iteration rolled back), else check the triggers and
+        start an iteration if one fired (returning it, or None)."""
         current = self._open()
         if current is not None:
-            return self._advance(current)
+            current = self._advance(current)
+            if current.status is not IterationStatus.WAITING or current.owner != self.owner:
+                return current
+            # The wait can last days: keep watching the champion meanwhile. The alerts these
+            # windows fire start nothing, now (one is open) or once it ends: they fired on
+            # traffic answered before its end, which it spent (TriggerWatch.since_ms).
+            return self._watch_live() or current
         since = self.watch.since_ms()  # before the windows: alerts they fire count
-        self.last_windows = self.watch.windows()
-        touched = self.live.check()
+        touched = self._watch_live()
         if touched is not None:
-            self.watch.reset()  # the champion changed back
-            self._emit("rolled_back", touched)
             return touched
         fired = self.watch.fired(since)
         if fired is None:
@@ -108,6 +114,16 @@ class LoopController:
             except Exception:  # one bad tick (store hiccup) must not end the controller
                 log.exception("loop tick for %s failed", self.policy.model)
             stop.wait(interval_s)
+
+    def _watch_live(self) -> LoopIteration | None:
+        """Score the new monitor windows and run the rollback check; the iteration it rolled
+        back, if it did."""
+        self.last_windows = self.watch.windows()
+        touched = self.live.check()
+        if touched is not None:
+            self.watch.reset()  # the champion changed back
+            self._emit("rolled_back", touched)
+        return touched
 
     # -- iterations --------------------------------------------------------------------------
     def _open(self) -> LoopIteration | None:
@@ -368,9 +384,36 @@ class LoopController:
         name, _, number = label.rpartition("@")
         return read_table(load_dataset(self.client, name, int(number)))
 
+    def _champion_moved(self, it: LoopIteration) -> LoopIteration | None:
+        """The alias moved since the evaluation (rolled back, say, while the iteration waited):
+        go back to evaluating the challenger against the version holding it now, so the gates,
+        the promotion and its live check compare with (and roll back to) the real champion."""
+        evaluated = it.record["champion"]["version"]
+        challenger = int(it.record["challenger"]["version"])
+        holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
+        if holder is None or evaluated is None or int(holder) in (int(evaluated), challenger):
+            return None
+        record = {k: v for k, v in it.record.items() if k not in ("shadow", "gates", "decision")}
+        record["champions_before"] = [*record.get("champions_before", []), record["champion"]]
+        record["champion"] = {"version": int(holder)}
+        record = self._note(
+            record,
+            "champion_changed",
+            f"{self.policy.alias} moved from version {evaluated} to {holder} since the "
+            f"evaluation: evaluating the challenger against version {holder}",
+        )
+        saved = self._save(
+            it, stage=Stage.REGISTERED, status=IterationStatus.RUNNING, record=record
+        )
+        self._emit("champion_changed", saved)
+        return saved
+
     def _shadow(self, it: LoopIteration) -> LoopIteration:
         from loopml.loop.live import compare_shadow
 
+        moved = self._champion_moved(it)  # the shadow period starts again against it
+        if moved is not None:
+            return moved
         spec = self.policy.shadow
         if spec.duration_s <= 0:
             return self._stage(it, Stage.SHADOWED, dict(it.record))
@@ -426,6 +469,9 @@ class LoopController:
         from loopml.registry.gates import RequireApproval
         from loopml.registry.policy import PromotionPolicy
 
+        moved = self._champion_moved(it)
+        if moved is not None:
+            return moved
         version = int(it.record["challenger"]["version"])
         gates = self.policy.promotion_gates()
         decision = self.registry.check_gates(
@@ -494,6 +540,9 @@ class LoopController:
         from loopml.registry.gates import Gate
         from loopml.registry.policy import PromotionPolicy
 
+        moved = self._champion_moved(it)  # between the gates and here (or a restart)
+        if moved is not None:
+            return moved
         version = int(it.record["challenger"]["version"])
         holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
         record = dict(it.record)

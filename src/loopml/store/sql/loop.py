@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from loopml.core.alerts import check_limit
 from loopml.core.entities import now_ms
 from loopml.core.loop import IterationStatus, LoopIteration, Outcome, Stage, check_iteration_id
-from loopml.core.prediction_log import check_ms
+from loopml.core.prediction_log import check_ms, check_takeover_times
 from loopml.core.registry import check_model_name
 from loopml.errors import AlreadyExists, InvalidArgument, InvalidState, LoopmlError, NotFound
 from loopml.store.sql import schema as t
@@ -167,13 +167,7 @@ class LoopMixin(abc.ABC):
     ) -> bool:
         check_iteration_id(iteration_id)
         _check_owner(owner)
-        stale = check_ms(stale_before_ms, "stale_before_ms")
-        now = check_ms(now_ms, "now_ms")
-        if now < stale:
-            # The new heartbeat must itself not look stale, or two racing callers could win.
-            raise InvalidArgument(
-                f"invalid now_ms {now}: must not be before stale_before_ms {stale}"
-            )
+        stale, now = check_takeover_times(stale_before_ms, now_ms)
         li = t.loop_iterations.c
         with self._write() as conn:
             result = conn.execute(
