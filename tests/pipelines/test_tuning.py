@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -279,3 +285,114 @@ def test_ray_runs_each_trial_as_a_task_recorded_as_a_child_run(
     assert result.model_uri == f"runs:/{result.best_trial_run_id}/model"
     predicted = loopml.load_model(result.model_uri).predict(X_test)
     assert float(np.mean(np.asarray(predicted) == y_test)) == pytest.approx(result.best_value)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process now holds the number
+        return True
+    return True
+
+
+def _eventually(check: Callable[[], bool], within_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@pytest.mark.slow
+def test_an_interrupted_ray_search_kills_its_running_trials_and_ends_their_runs_killed(
+    client: loopml.Client, ray_cluster: Any, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def asleep(trial: Trial) -> float:  # would hold its CPU for two minutes
+        import os
+        import time
+
+        (pids / str(trial.number)).write_text(str(os.getpid()))
+        trial.client.set_tag(trial.run_id, "asleep", "yes")
+        time.sleep(120)
+        return 1.0
+
+    running = min(2, int(ray_cluster.cluster_resources()["CPU"]))  # trials at once
+    stop = threading.Event()
+
+    def interrupt_once_all_asleep() -> None:  # Ctrl-C, once the trials are in the objective
+        while not stop.wait(0.2):
+            if len(client.search_runs(filter="tags.asleep = 'yes'").items) == running:
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=interrupt_once_all_asleep, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            search(asleep, n_trials=4, n_jobs=2, executor="ray", name="asleep")
+    finally:
+        stop.set()
+        watcher.join()
+
+    # (a) the trials' worker processes are gone and the cluster's CPUs free again
+    started = [int(path.read_text()) for path in pids.iterdir()]
+    assert len(started) == running
+    assert _eventually(lambda: not any(_alive(pid) for pid in started))
+    total = ray_cluster.cluster_resources()["CPU"]
+    assert _eventually(lambda: ray_cluster.available_resources().get("CPU", 0.0) == total)
+    # (b) their runs ended KILLED, tagged as interrupted
+    [parent] = client.search_runs(filter="attributes.name = 'asleep'").items
+    trials = [
+        run
+        for run in client.iter_runs([parent.experiment_id])
+        if run.parent_run_id == parent.run_id
+    ]
+    assert len(trials) == running
+    for run in trials:
+        assert run.status is RunStatus.KILLED
+        assert run.tags["loopml.trial.state"] == "FAIL"
+        assert run.tags["loopml.trial.error"] == "interrupted: KeyboardInterrupt"
+    # (c) and so did the search's own run
+    assert parent.status is RunStatus.KILLED
+
+
+def test_an_interrupted_local_search_starts_no_more_trials_and_lets_running_ones_end(
+    client: loopml.Client,
+) -> None:
+    second_started, release = threading.Event(), threading.Event()
+
+    def interrupting(trial: Trial) -> float:
+        if trial.number == 0:
+            second_started.wait(30)
+            _thread.interrupt_main()  # Ctrl-C while trial 1 runs in the other thread
+            return 0.5
+        second_started.set()
+        release.wait(30)
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        search(interrupting, n_trials=4, n_jobs=2, name="interrupted")
+    release.set()  # a thread cannot be stopped: trial 1 goes on to its end
+
+    [parent] = client.search_runs(filter="attributes.name = 'interrupted'").items
+    assert parent.status is RunStatus.KILLED
+
+    def trials() -> list[Run]:
+        return [
+            run
+            for run in client.iter_runs([parent.experiment_id])
+            if run.parent_run_id == parent.run_id
+        ]
+
+    assert _eventually(lambda: all(run.status is not RunStatus.RUNNING for run in trials()))
+    ended = {run.tags["loopml.trial.number"]: run for run in trials()}
+    assert set(ended) == {"0", "1"}  # trials 2 and 3 never started
+    for run in ended.values():
+        assert run.status is RunStatus.FINISHED
+        assert run.tags["loopml.trial.state"] == "COMPLETE"

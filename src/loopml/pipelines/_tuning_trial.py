@@ -117,18 +117,32 @@ def run_trial(
     """Run the objective as trial ``number`` in a new child run of ``parent_run_id``.
 
     An exception in the objective fails the trial (not the search); ``optuna.TrialPruned``
-    prunes it. An interrupt (``KeyboardInterrupt``) ends the run KILLED and propagates.
+    prunes it. An interrupt (``KeyboardInterrupt``, ``SystemExit``) at any point after the run
+    was created ends the run KILLED and propagates.
     """
-    from optuna import TrialPruned
-
     run = client.create_run(
         experiment_id,
         name=f"trial-{number}",
         parent_run_id=parent_run_id,
         tags={NUMBER_TAG: str(number), STATE_TAG: "RUNNING"},
     )
-    port.attach_run(number, run.run_id)
-    trial = Trial(port, number, run.run_id, client)
+    try:
+        port.attach_run(number, run.run_id)
+        return _run_in(port, objective, client, number, run.run_id)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # an interrupt: nothing else would end the run
+            error = f"interrupted: {type(exc).__name__}"
+            finish_failed(port, client, number, error, status=RunStatus.KILLED, run_id=run.run_id)
+        raise
+
+
+def _run_in(
+    port: StudyPort, objective: Objective, client: Client, number: int, run_id: str
+) -> Outcome:
+    """Call the objective as trial ``number``, tell the study, and record the run's end."""
+    from optuna import TrialPruned
+
+    trial = Trial(port, number, run_id, client)
     value: float | None = None
     model: Any = None
     error: str | None = None
@@ -139,9 +153,6 @@ def run_trial(
         state = "PRUNED"
     except Exception as exc:
         state, error = "FAIL", f"{type(exc).__name__}: {exc}"
-    except BaseException:
-        finish_failed(port, client, number, "interrupted", status=RunStatus.KILLED)
-        raise
     state, value = port.tell(number, value, state)
     tags = {STATE_TAG: state}
     if error is not None:
@@ -150,13 +161,13 @@ def run_trial(
     if state == "COMPLETE" and value is not None:
         step = 0 if trial.last_step is None else trial.last_step + 1
         metrics.append(Metric(OBJECTIVE, value, step, time.time_ns() // 1_000_000))
-    client.log_batch(run.run_id, metrics=metrics, params=trial.params, tags=tags)
-    client.set_terminated(run.run_id, RunStatus.FAILED if state == "FAIL" else RunStatus.FINISHED)
+    client.log_batch(run_id, metrics=metrics, params=trial.params, tags=tags)
+    client.set_terminated(run_id, RunStatus.FAILED if state == "FAIL" else RunStatus.FINISHED)
     return Outcome(
         number,
         state,
         value,
-        run.run_id,
+        run_id,
         params=trial.params,
         model=model if state == "COMPLETE" else None,
         error=error,
@@ -170,10 +181,13 @@ def finish_failed(
     error: str,
     *,
     status: RunStatus = RunStatus.FAILED,
+    run_id: str | None = None,
 ) -> Outcome:
-    """End a trial that could not run to its end (its worker died, its logging failed)."""
+    """End a trial that could not run to its end (its worker died, its logging failed, it was
+    interrupted): the study is told it failed and its run, ``run_id`` or the one the study
+    knows (none when the trial stopped before making it), ends ``status``."""
     port.tell(number, None, "FAIL")
-    run_id = port.run_of(number)
+    run_id = run_id or port.run_of(number)
     if run_id is not None:
         client.set_tags(run_id, {STATE_TAG: "FAIL", ERROR_TAG: error[: v.MAX_TAG_VALUE_LENGTH]})
         client.set_terminated(run_id, status)

@@ -21,10 +21,16 @@ Ray task, at most ``n_jobs`` at once. Either way there is one study, held by the
 Ray by an actor): every suggestion, report, pruning decision and result goes through it, so
 the sampler and the pruner always see every trial's values, and no shared file is needed (a
 journal file would tie the workers to the driver's disk and be replayed on each access).
+
+An interrupt of the driver (Ctrl-C) stops the search: on Ray every running trial's task is
+cancelled (its worker process killed) and its run ends KILLED; local threads cannot be
+stopped, so their trials run to their end and end their own runs, and trials not started yet
+never start. A parent run the search made ends KILLED (FAILED when an error stopped it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping
@@ -49,6 +55,7 @@ EXECUTORS = ("local", "ray")
 BEST_RUN_TAG = "loopml.search.best_run_id"
 
 _H = TypeVar("_H", bound=Hashable)
+CANCEL_WAIT_S = 10.0  # how long an interrupted Ray search waits for its cancelled tasks
 
 
 class TrialSummary(NamedTuple):
@@ -188,7 +195,9 @@ def _end_status(exc: BaseException) -> RunStatus:
 
 # -- running trials --------------------------------------------------------------------------
 class _Backend(Protocol[_H]):
-    """Where trials run: ``launch`` starts one, ``wait`` returns at least one finished."""
+    """Where trials run: ``launch`` starts one, ``wait`` returns at least one finished;
+    ``close`` after the last, or ``abort`` with the trials still pending (handle -> number)
+    when the search is interrupted."""
 
     port: StudyPort
 
@@ -198,7 +207,9 @@ class _Backend(Protocol[_H]):
 
     def outcome(self, handle: _H) -> Outcome: ...
 
-    def close(self, *, interrupted: bool) -> None: ...
+    def close(self) -> None: ...
+
+    def abort(self, pending: Mapping[_H, int], error: str) -> None: ...
 
 
 def _drive(
@@ -226,17 +237,18 @@ def _drive(
             if not pending:
                 break
             for handle in backend.wait(list(pending)):
-                number = pending.pop(handle)
+                number = pending[handle]
                 try:
                     outcome = backend.outcome(handle)
                 except Exception as exc:  # the worker died, or logging the trial failed
                     error = f"{type(exc).__name__}: {exc}"
                     outcome = finish_failed(backend.port, client, number, error)
+                del pending[handle]  # only now: its run has ended
                 on_outcome(outcome)
-    except BaseException:
-        backend.close(interrupted=True)
+    except BaseException as exc:
+        backend.abort(pending, f"interrupted: {type(exc).__name__}")
         raise
-    backend.close(interrupted=False)
+    backend.close()
 
 
 class _LocalBackend:
@@ -279,9 +291,16 @@ class _LocalBackend:
     def outcome(self, handle: Future[Outcome]) -> Outcome:
         return handle.result()
 
-    def close(self, *, interrupted: bool) -> None:
+    def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
+            self._pool.shutdown(wait=True)
+
+    def abort(self, pending: Mapping[Future[Outcome], int], error: str) -> None:
+        """Trials not started yet never start; a thread cannot be stopped, so running trials
+        go on to their end (in a process that lives on) and end their own runs. With one
+        job the trial ran inline, where the interrupt itself ended its run KILLED."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _RayBackend:
@@ -300,6 +319,7 @@ class _RayBackend:
         self.port: StudyPort = ActorPort(self._actor)
         self._task = ray.remote(num_cpus=1, max_retries=0)(run_trial_task)
         self._objective = ray.put(objective)
+        self._client = client
         self._parent = parent
 
     def launch(self, number: int) -> Any:
@@ -320,8 +340,42 @@ class _RayBackend:
         result: Outcome = self._ray.get(handle)
         return result
 
-    def close(self, *, interrupted: bool) -> None:
+    def close(self) -> None:
         self._ray.kill(self._actor)
+
+    def abort(self, pending: Mapping[Any, int], error: str) -> None:
+        """Cancel every pending trial's task (its worker process is killed) and end the run of
+        each that did not end on its own KILLED, tagged with ``error``, then kill the study
+        actor (which knows the trials' runs, so it goes last)."""
+        ray = self._ray
+        try:
+            for ref in pending:
+                with contextlib.suppress(Exception):  # already finished: nothing to stop
+                    ray.cancel(ref, force=True)
+            returned = self._returned(list(pending))
+            for ref, number in pending.items():
+                if ref in returned:
+                    continue
+                try:
+                    finish_failed(self.port, self._client, number, error, status=RunStatus.KILLED)
+                except Exception as exc:  # the interrupt goes on; the run stays as it is
+                    log.warning("could not end the run of trial %d KILLED: %s", number, exc)
+        finally:
+            ray.kill(self._actor)
+
+    def _returned(self, refs: list[Any]) -> set[Any]:
+        """Those of the cancelled ``refs`` whose task had returned, having ended its run."""
+        if not refs:
+            return set()
+        settled, _ = self._ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+        returned = set()
+        for ref in settled:
+            try:
+                self._ray.get(ref)
+            except Exception:  # cancelled, or its worker died
+                continue
+            returned.add(ref)
+        return returned
 
 
 # -- results ---------------------------------------------------------------------------------
