@@ -188,6 +188,9 @@ def test_a_group_is_written_once_its_first_entry_waited_flush_interval(
         while not sqlite_store.list_prediction_segments("churn"):  # no flush() called
             assert time.monotonic() < deadline, "the segment was never written"
             time.sleep(0.01)
+        # the writer counts the segment just after registering it: wait for the count too
+        while logger.stats().segments_written == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert logger.stats().segments_written == 1
     finally:
         logger.close()
