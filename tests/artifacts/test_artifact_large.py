@@ -102,10 +102,15 @@ def test_two_gib_file_round_trip_on_s3(
     prefix = uuid.uuid4().hex
     root = f"s3://{s3_server.big_bucket}/{prefix}"
     source, dest = tmp_path / "source.bin", tmp_path / "dest.bin"
+    # moto answers CompleteMultipartUpload only once it has copied the whole object, which
+    # takes minutes for 2 GiB on a slow box (real S3 keeps the connection alive meanwhile).
+    # With botocore's default 60 s read timeout the client would retry while the first call
+    # still runs: two copies at once, and the server was killed for lack of memory.
+    options = {**s3_server.storage_options, "config_kwargs": {"read_timeout": 900}}
     try:
         digest = write_source(source, size)
         started = time.monotonic()
-        report, peak_kib = run_round_trip(root, s3_server.storage_options, source, dest, child_env)
+        report, peak_kib = run_round_trip(root, options, source, dest, child_env)
         print(f"\ns3 2 GiB child took {time.monotonic() - started:.1f} s")
         check(report, peak_kib, digest, size, dest)
     finally:
