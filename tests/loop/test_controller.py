@@ -216,6 +216,20 @@ def test_approval_gate_blocks_until_someone_approves(
     assert client.store.get_registered_model(MODEL).aliases["champion"] == 2
 
 
+def test_alias_removed_while_waiting_ends_the_iteration_without_promoting(
+    client: loopml.Client, served: dict[str, Any]
+) -> None:
+    controller, waiting = _waiting_for_approval(client, served)
+    registry = ModelRegistry(client)
+    registry.approve(MODEL, 2, alias="champion", approver="ana")
+    registry.delete_alias(MODEL, "champion", actor="ana", reason="retired")
+    ended = controller.tick()
+    assert ended is not None and ended.iteration_id == waiting.iteration_id, ended
+    assert ended.status is IterationStatus.FAILED and ended.outcome is Outcome.FAILED
+    assert "'champion' of 'tumours' was removed" in ended.record["actions"][-1]["detail"]
+    assert "champion" not in client.store.get_registered_model(MODEL).aliases
+
+
 def test_waiting_iteration_does_not_stop_the_monitor(
     client: loopml.Client, served: dict[str, Any]
 ) -> None:

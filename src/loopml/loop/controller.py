@@ -391,6 +391,16 @@ class LoopController:
         evaluated = it.record["champion"]["version"]
         challenger = int(it.record["challenger"]["version"])
         holder = self.store.get_registered_model(self.policy.model).aliases.get(self.policy.alias)
+        if holder is None and evaluated is not None:
+            # Someone retired the alias on purpose: promoting would bring it back, and a live
+            # check would have nothing to roll back to.
+            raise InvalidState(
+                f"alias {self.policy.alias!r} of {self.policy.model!r} was removed while "
+                f"iteration {it.number} was under way (it held version {evaluated}): not "
+                f"promoting version {challenger}; set the alias again (loopml models promote "
+                f"{self.policy.model} VERSION --to {self.policy.alias}) and trigger a new "
+                "iteration"
+            )
         if holder is None or evaluated is None or int(holder) in (int(evaluated), challenger):
             return None
         record = {k: v for k, v in it.record.items() if k not in ("shadow", "gates", "decision")}
