@@ -154,3 +154,44 @@ def test_unwritable_local_root_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as error:
         store.put_bytes(b"x", name="x")
     assert str(blocker / "store") in str(error.value)
+
+
+@pytest.mark.parametrize("took_effect", [True, False], ids=["answer-lost", "never-published"])
+@pytest.mark.parametrize("size", [1_000, 40 * 1024 * 1024], ids=["put-object", "multipart"])
+def test_s3_publish_with_a_lost_answer_counts_only_if_the_object_is_there(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, took_effect: bool, size: int
+) -> None:
+    """Fault injection on the real S3 client: the publishing call (PutObject or
+    CompleteMultipartUpload) reaches the moto server, or not, and then the client sees a
+    connection error instead of its answer, as when a timed-out completion is retried and the
+    retry no longer finds its upload."""
+    import s3fs.core
+
+    original = s3fs.core.S3File.commit
+
+    def answer_lost(self: Any) -> None:
+        if took_effect:
+            original(self)
+        raise ConnectionResetError("connection reset before the answer arrived")
+
+    root = f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+    store = ArtifactStore(root, storage_options=s3_server.storage_options)
+    store.put_bytes(b"the store is set up", name="first.txt")  # writes the format file
+    monkeypatch.setattr(s3fs.core.S3File, "commit", answer_lost)
+    payload = hashlib.sha256(str(size).encode()).digest() * (size // 32)
+    digest = hashlib.sha256(payload).hexdigest()
+    if took_effect:
+        ref = store.put_bytes(payload, name="model.bin")
+        monkeypatch.undo()
+        assert ref.digest == digest and ref.size == len(payload)
+        assert store.read_bytes(digest) == payload
+    else:
+        with pytest.raises(StoreUnavailable, match=f"publishing artifact {digest}") as error:
+            store.put_bytes(payload, name="model.bin")
+        monkeypatch.undo()
+        assert root in str(error.value)
+        assert not store.exists(digest)
+        assert (
+            s3_server.client.list_multipart_uploads(Bucket=s3_server.bucket).get("Uploads", [])
+            == []
+        ), "the unfinished upload was left behind"

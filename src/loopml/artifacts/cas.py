@@ -158,11 +158,12 @@ class ArtifactStore:
         try:
             digest, size = self._write_hashing(stream, pending, f"artifact {name!r}")
             final_path = self._object_path(digest)
-            with self._storage(f"publishing artifact {digest}"):
-                if self._object_info(final_path) is None:
-                    pending.commit(final_path)
-                else:
-                    pending.abort()  # stored already: keep the existing object
+            with self._storage(f"looking up artifact {digest}"):
+                stored = self._object_info(final_path) is not None
+            if stored:
+                pending.abort()  # stored already: keep the existing object
+            else:
+                self._publish(pending, final_path, digest, size)
         except BaseException:
             pending.abort()
             raise
@@ -443,11 +444,27 @@ class ArtifactStore:
                     f"digest {digest}, then {written} bytes with digest {actual}; store it "
                     "again once nothing is writing to it"
                 )
-            with self._storage(f"publishing artifact {digest}"):
-                pending.commit(final_path)
+            self._publish(pending, final_path, digest, size)
         except BaseException:
             pending.abort()
             raise
+
+    def _publish(self, pending: PendingWrite, path: str, digest: str, size: int) -> None:
+        """Commit ``pending`` as object ``path``. A publish that failed but took effect after
+        all counts: its answer was lost (a timeout, then a retried CompleteMultipartUpload that
+        no longer finds its upload) while the object is in place at its digest's key with the
+        expected size. Reads still verify it."""
+        try:
+            with self._storage(f"publishing artifact {digest}"):
+                pending.commit(path)
+        except StoreUnavailable:
+            pending.abort()
+            try:
+                info = self._object_info(path)
+            except Exception:  # storage still unreachable: the publish error stands
+                info = None
+            if info is None or info.get("size") != size:
+                raise
 
     def _write_hashing(
         self, source: SupportsRead[bytes], pending: PendingWrite, what: str
