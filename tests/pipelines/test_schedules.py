@@ -80,6 +80,14 @@ def _alert(store: MetadataStore, model: str, rule: str, fired_ms: int) -> Alert:
 
 
 # -- cron ------------------------------------------------------------------------------------
+
+
+def _limit(monkeypatch: pytest.MonkeyPatch, *, firing_window: int, catch_up: int) -> None:
+    """Shrink the scheduler's windows so a handful of versions exercise them."""
+    monkeypatch.setattr(schedules, "_FIRING_WINDOW", firing_window)
+    monkeypatch.setattr(schedules, "MAX_CATCH_UP", catch_up)
+
+
 def test_cron_owes_each_slot_after_creation_up_to_now(store: MetadataStore) -> None:
     trigger = _trigger(store, TriggerKind.CRON, "*/1 * * * *", T)
     due = due_firings(trigger, store, T + 3 * MINUTE + 30_000, OWNER)
@@ -161,8 +169,7 @@ def test_dataset_trigger_fires_new_versions_after_more_firings_than_the_lookback
 ) -> None:
     # the real sizes are 10,000 firings and 100 per tick: smaller ones keep the test fast
     monkeypatch.setattr(schedules, "_SEEN_LOOKBACK", 5)
-    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 5)
-    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 3)
+    _limit(monkeypatch, firing_window=5, catch_up=3)
     trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
     for n in range(1, 13):
         _version(store, "churn", f"v{n}", T + n)
@@ -175,8 +182,7 @@ def test_dataset_trigger_fires_new_versions_after_more_firings_than_the_lookback
 def test_dataset_catch_up_is_capped_per_call_and_skips_nothing(
     store: MetadataStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 2)
-    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 3)
+    _limit(monkeypatch, firing_window=2, catch_up=3)
     trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
     for n in range(1, 9):
         _version(store, "churn", f"v{n}", T + n)
@@ -216,8 +222,7 @@ def test_dataset_versions_are_proposed_in_version_order_up_to_one_not_yet_due(
 def test_replaced_trigger_fires_the_versions_of_its_new_dataset(
     store: MetadataStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(schedules, "_FIRING_WINDOW", 2)
-    monkeypatch.setattr(schedules, "MAX_CATCH_UP", 1)
+    _limit(monkeypatch, firing_window=2, catch_up=1)
     trigger = _trigger(store, TriggerKind.DATASET, "churn", T)
     for n in range(1, 6):
         _version(store, "churn", f"c{n}", T + 100 + n)
