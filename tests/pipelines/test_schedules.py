@@ -79,15 +79,13 @@ def _alert(store: MetadataStore, model: str, rule: str, fired_ms: int) -> Alert:
     return alert
 
 
-# -- cron ------------------------------------------------------------------------------------
-
-
 def _limit(monkeypatch: pytest.MonkeyPatch, *, firing_window: int, catch_up: int) -> None:
     """Shrink the scheduler's windows so a handful of versions exercise them."""
     monkeypatch.setattr(schedules, "_FIRING_WINDOW", firing_window)
     monkeypatch.setattr(schedules, "MAX_CATCH_UP", catch_up)
 
 
+# -- cron ------------------------------------------------------------------------------------
 def test_cron_owes_each_slot_after_creation_up_to_now(store: MetadataStore) -> None:
     trigger = _trigger(store, TriggerKind.CRON, "*/1 * * * *", T)
     due = due_firings(trigger, store, T + 3 * MINUTE + 30_000, OWNER)
