@@ -318,6 +318,16 @@ def test_an_interrupted_ray_search_kills_its_running_trials_and_ends_their_runs_
         import time
 
         (pids / str(trial.number)).write_text(str(os.getpid()))
+        # what a trial task stopped right after creating its run leaves: a run of the parent
+        # that the study never learnt of
+        own = trial.client.get_run(trial.run_id)
+        for name, tags in [
+            (f"orphan-{trial.number}", {"loopml.trial.number": str(trial.number)}),
+            (f"bystander-{trial.number}", {}),  # the caller's own: left alone
+        ]:
+            trial.client.create_run(
+                own.experiment_id, name=name, parent_run_id=own.parent_run_id, tags=tags
+            )
         trial.client.set_tag(trial.run_id, "asleep", "yes")
         time.sleep(120)
         return 1.0
@@ -348,13 +358,17 @@ def test_an_interrupted_ray_search_kills_its_running_trials_and_ends_their_runs_
     assert _eventually(lambda: ray_cluster.available_resources().get("CPU", 0.0) == total)
     # (b) their runs ended KILLED, tagged as interrupted
     [parent] = client.search_runs(filter="attributes.name = 'asleep'").items
-    trials = [
+    children = [
         run
         for run in client.iter_runs([parent.experiment_id])
         if run.parent_run_id == parent.run_id
     ]
-    assert len(trials) == running
-    for run in trials:
+    trials = [run for run in children if run.name.startswith("trial-")]
+    orphans = [run for run in children if run.name.startswith("orphan-")]
+    bystanders = [run for run in children if run.name.startswith("bystander-")]
+    assert len(trials) == len(orphans) == len(bystanders) == running
+    assert all(run.status is RunStatus.RUNNING for run in bystanders)
+    for run in trials + orphans:
         assert run.status is RunStatus.KILLED
         assert run.tags["loopml.trial.state"] == "FAIL"
         assert run.tags["loopml.trial.error"] == "interrupted: KeyboardInterrupt"

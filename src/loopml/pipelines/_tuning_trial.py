@@ -10,7 +10,7 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopml.core import validation as v
-from loopml.core.entities import Metric, RunStatus
+from loopml.core.entities import Metric, Run, RunStatus
 from loopml.errors import InvalidArgument
 from loopml.pipelines._tuning_study import StudyPort
 
@@ -189,9 +189,26 @@ def finish_failed(
     port.tell(number, None, "FAIL")
     run_id = run_id or port.run_of(number)
     if run_id is not None:
-        client.set_tags(run_id, {STATE_TAG: "FAIL", ERROR_TAG: error[: v.MAX_TAG_VALUE_LENGTH]})
-        client.set_terminated(run_id, status)
+        _end_failed(client, run_id, error, status)
     return Outcome(number, "FAIL", None, run_id, error=error)
+
+
+def end_orphaned_trials(client: Client, parent: Run, error: str) -> int:
+    """End KILLED, tagged with ``error``, the trial runs under ``parent`` still RUNNING once
+    every trial task is gone: those of tasks stopped after creating their run but before the
+    study recorded it. Other runs under ``parent`` (the caller's own) are left alone. Returns
+    how many."""
+    query = f"attributes.parent_run_id = '{parent.run_id}' AND attributes.status = 'RUNNING'"
+    running = list(client.iter_runs([parent.experiment_id], filter=query))  # then change them
+    orphans = [run for run in running if NUMBER_TAG in run.tags]
+    for run in orphans:
+        _end_failed(client, run.run_id, error, RunStatus.KILLED)
+    return len(orphans)
+
+
+def _end_failed(client: Client, run_id: str, error: str, status: RunStatus) -> None:
+    client.set_tags(run_id, {STATE_TAG: "FAIL", ERROR_TAG: error[: v.MAX_TAG_VALUE_LENGTH]})
+    client.set_terminated(run_id, status)
 
 
 def _split(result: Any) -> tuple[float, Any]:

@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from loopml.core.entities import Metric, Run, RunStatus, now_ms
 from loopml.errors import InvalidArgument, InvalidState
 from loopml.pipelines._tuning_study import StudyConfig, StudyHost, StudyPort
-from loopml.pipelines._tuning_trial import Objective, Outcome, Trial, finish_failed, run_trial
+from loopml.pipelines._tuning_trial import (
+    Objective,
+    Outcome,
+    Trial,
+    end_orphaned_trials,
+    finish_failed,
+    run_trial,
+)
 
 if TYPE_CHECKING:
     from loopml.tracking.client import Client
@@ -345,8 +352,9 @@ class _RayBackend:
 
     def abort(self, pending: Mapping[Any, int], error: str) -> None:
         """Cancel every pending trial's task (its worker process is killed) and end the run of
-        each that did not end on its own KILLED, tagged with ``error``, then kill the study
-        actor (which knows the trials' runs, so it goes last)."""
+        each that did not end on its own KILLED, tagged with ``error`` (also a run the study
+        never learnt of: its task stopped right after making it), then kill the study actor
+        (which knows the trials' runs, so it goes last)."""
         ray = self._ray
         try:
             for ref in pending:
@@ -360,6 +368,10 @@ class _RayBackend:
                     finish_failed(self.port, self._client, number, error, status=RunStatus.KILLED)
                 except Exception as exc:  # the interrupt goes on; the run stays as it is
                     log.warning("could not end the run of trial %d KILLED: %s", number, exc)
+            try:
+                end_orphaned_trials(self._client, self._parent, error)
+            except Exception as exc:
+                log.warning("could not end the runs of stopped trials KILLED: %s", exc)
         finally:
             ray.kill(self._actor)
 
