@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -197,13 +198,18 @@ def test_hot_swap_under_load_fails_no_request(
     threads = [threading.Thread(target=hammer) for _ in range(6)]
     for t in threads:
         t.start()
-    try:
-        time.sleep(0.5)
-        ModelRegistry(registry.client).set_alias("cancer", "hotswap", 3)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(v == "3" for _, v in seen[-50:]):
+
+    def wait_until(done: Callable[[], bool]) -> None:  # a slow machine serves fewer a second
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not done():
             time.sleep(0.05)
-        time.sleep(0.5)
+
+    try:
+        wait_until(lambda: len(seen) > 60)  # under load before the swap
+        ModelRegistry(registry.client).set_alias("cancer", "hotswap", 3)
+        wait_until(lambda: any(v == "3" for _, v in seen[-50:]))
+        swapped = len(seen)
+        wait_until(lambda: len(seen) > swapped + 50)  # and after it
     finally:
         stop.set()
         for t in threads:
